@@ -1,0 +1,3 @@
+"""Baseline selectors; importing this package registers them by name."""
+
+from baselines import full, multisample, random_subset  # noqa: F401

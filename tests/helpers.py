@@ -1,0 +1,23 @@
+"""Small builders shared by tests: a random tiny model saved as a real HF folder, in a second."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ufo_rl.tiny_model import build_config, build_tokenizer, TinyRecipe
+
+MICRO = TinyRecipe(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_positions=256)
+
+
+def save_random_model(path: Path, seed: int = 0, recipe: TinyRecipe = MICRO) -> Path:
+    """An untrained char-level Llama with the tiny model's tokenizer and chat template."""
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    tok = build_tokenizer()
+    model = LlamaForCausalLM(build_config(recipe, tok))
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

@@ -1,0 +1,154 @@
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from helpers import save_random_model
+
+from ufo_rl.cache import score_with_cache
+from ufo_rl.config import ModelConfig, SelectorConfig
+from ufo_rl.data.arith import embedded_splits
+from ufo_rl.errors import UserError
+from ufo_rl.generation import Completion, GenerationStats
+from ufo_rl.models import build_prompt, load_model
+from ufo_rl.scorers import ScoreContext, get_scorer
+from ufo_rl.scoring import encode_pairs, mean_target_logprob
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    path = save_random_model(tmp_path_factory.mktemp("m") / "model")
+    model, tok, _ = load_model(ModelConfig(name_or_path=str(path), dtype="float32", device="cpu"))
+    return model, tok
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return embedded_splits(0, 40, 5)["pool"]
+
+
+def slow_conf(model, prefix_ids, target_ids):
+    """Independent reference: one unpadded sequence, one token at a time, plain softmax."""
+    ids = torch.tensor([prefix_ids + target_ids])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0].double()
+    total = 0.0
+    for t, tok_id in enumerate(target_ids):
+        pos = len(prefix_ids) + t - 1  # logits at t-1 predict token t
+        probs = torch.softmax(logits[pos], dim=-1)
+        total += math.log(probs[tok_id].item())
+    return total / len(target_ids)
+
+
+@pytest.mark.parametrize("batch_size,bucket", [(1, False), (7, False), (16, True)])
+def test_ufo_score_matches_token_by_token_reference(loaded, pool, batch_size, bucket):
+    model, tok = loaded
+    prefixes = [build_prompt(tok, p.question) + "<answer>" for p in pool[:12]]
+    targets = [p.answer if i % 2 else p.solution for i, p in enumerate(pool[:12])]  # mixed lengths
+    pairs = encode_pairs(tok, prefixes, targets)
+    res = mean_target_logprob(model, pairs, tok.pad_token_id, batch_size=batch_size, bucket=bucket)
+    ref = [slow_conf(model, p, t) for p, t in pairs]
+    np.testing.assert_allclose(res.logprob_mean, ref, atol=1e-5)
+    assert list(res.n_target_tokens) == [len(t) for _, t in pairs]
+    assert res.forward_tokens == sum(len(p) + len(t) for p, t in pairs)
+
+
+def test_bucketing_wastes_less_padding(loaded, pool):
+    model, tok = loaded
+    pairs = encode_pairs(tok, [build_prompt(tok, p.question) for p in pool], [p.solution for p in pool])
+    plain = mean_target_logprob(model, pairs, tok.pad_token_id, 8, bucket=False)
+    bucketed = mean_target_logprob(model, pairs, tok.pad_token_id, 8, bucket=True)
+    assert bucketed.padded_tokens < plain.padded_tokens
+    np.testing.assert_allclose(plain.logprob_mean, bucketed.logprob_mean, atol=1e-5)
+
+
+def ctx_for(loaded, generator=None, **sel):
+    model, tok = loaded
+    return ScoreContext(model, tok, ModelConfig(name_or_path="x", max_new_tokens=8),
+                        SelectorConfig(**sel), generator=generator)
+
+
+def test_ufo_scorer_targets(loaded, pool):
+    ufo = get_scorer("ufo")
+    out = ufo.fn(ctx_for(loaded, target="answer"), pool[:6])
+    assert out.columns["target"] == [p.answer for p in pool[:6]]
+    assert all(p.endswith("A: <answer>") for p in out.columns["prompt"])
+    conf = np.array(out.columns["confidence"])
+    np.testing.assert_allclose(conf, np.exp(out.columns["logprob_mean"]))
+    assert ((conf > 0) & (conf <= 1)).all() and out.generated_tokens == 0
+    sol = ufo.fn(ctx_for(loaded, target="solution"), pool[:6])
+    assert sol.columns["target"] == [p.solution for p in pool[:6]]
+    greedy = ufo.fn(ctx_for(loaded, target="greedy"), pool[:6])
+    assert greedy.generated_tokens > 0  # the greedy variant pays for a generation and says so
+
+
+def test_solution_target_without_solutions_is_a_clear_error(loaded, pool):
+    from dataclasses import replace
+
+    bare = [replace(p, solution=None) for p in pool[:3]]
+    with pytest.raises(UserError, match="needs worked solutions"):
+        get_scorer("ufo").fn(ctx_for(loaded, target="solution"), bare)
+
+
+class FakeGenerator:
+    """Answers problem i correctly in the first `right[i]` of its k samples."""
+
+    def __init__(self, right):
+        self.right = right
+        self.stats = GenerationStats()
+        self.calls = 0
+
+    def generate(self, prompts, params, progress=False):
+        self.calls += 1
+        out = []
+        for prompt in prompts:
+            gold, right = self.right[prompt]
+            comps = [Completion(f"<answer>{gold if j < right else int(gold) + 1}</answer>", 5)
+                     for j in range(params.n)]
+            self.stats.generated_tokens += 5 * params.n
+            out.append(comps)
+        return out
+
+
+def test_multisample_pass_rates_against_known_outcomes(loaded, pool):
+    prompts = [build_prompt(loaded[1], p.question) for p in pool[:8]]
+    fake = FakeGenerator({pr: (p.answer, i) for i, (pr, p) in enumerate(zip(prompts, pool))})
+    ctx = ctx_for(loaded, generator=fake, k=8)
+    out = get_scorer("multisample").fn(ctx, pool[:8])
+    assert out.columns["pass_rate"] == [i / 8 for i in range(8)]
+    assert out.columns["n_samples"] == [8] * 8
+    assert len(out.samples) == 64 and out.generated_tokens == 320
+    assert sum(s["correct"] for s in out.samples) == sum(range(8))
+    assert {"id", "sample", "completion", "extracted", "correct"} <= set(out.samples[0])
+
+
+def test_cache_hit_and_resume(tmp_path, loaded, pool):
+    calls = []
+
+    def score(chunk):
+        calls.append(len(chunk))
+        return get_scorer("ufo").fn(ctx_for(loaded), chunk)
+
+    folder = tmp_path / "c"
+    df, cost, _, status = score_with_cache(folder, pool, score, chunk_size=16, progress=False)
+    assert calls == [16, 16, 8] and status == {"cached": False, "resumed_chunks": 0}
+    # second call: nothing recomputed, same values, same original cost
+    df2, cost2, _, status2 = score_with_cache(folder, pool, score, chunk_size=16, progress=False)
+    assert calls == [16, 16, 8] and status2["cached"]
+    pd.testing.assert_frame_equal(df, df2)
+    assert cost2 == cost
+    # an interrupted run: the last chunk's completion marker is gone; only it is redone
+    (folder / "chunk-00002.json").unlink()
+    df3, cost3, _, status3 = score_with_cache(folder, pool, score, chunk_size=16, progress=False)
+    assert calls == [16, 16, 8, 8] and status3 == {"cached": False, "resumed_chunks": 2}
+    np.testing.assert_allclose(df3["logprob_mean"], df["logprob_mean"], atol=1e-6)
+    assert json.loads((folder / "chunk-00000.json").read_text())["n"] == 16
+
+
+def test_cache_refuses_a_foreign_pool(tmp_path, loaded, pool):
+    score = lambda chunk: get_scorer("ufo").fn(ctx_for(loaded), chunk)  # noqa: E731
+    score_with_cache(tmp_path, pool[:10], score, chunk_size=16, progress=False)
+    with pytest.raises(RuntimeError, match="does not match the pool"):
+        score_with_cache(tmp_path, pool[10:20], score, chunk_size=16, progress=False)

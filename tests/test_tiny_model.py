@@ -1,0 +1,96 @@
+"""The embedded tiny model: tokenizer, a seconds-long build, HF folder format, cache behaviour."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ufo_rl import tiny_model
+from ufo_rl.tiny_model import RECIPE_FILE, TinyRecipe, build_tokenizer, ensure_tiny_model
+
+# A recipe that builds in a few seconds: it proves the pipeline, not the accuracy.
+SMALL = TinyRecipe(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_positions=192,
+                   sft_steps=3, batch_size=4, warmup_steps=1, eval_per_level=1)
+
+
+def test_tokenizer_round_trips_text_with_newlines_and_tags():
+    tok = build_tokenizer()
+    text = "12+7=19\n19*3=57\n<answer>57</answer>"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(text)  # one token per character
+    assert tok.unk_token_id not in ids
+    assert tok.decode(ids, skip_special_tokens=True) == text
+    # the tags are ordinary characters, so decoding with skip_special_tokens keeps them
+    assert "<answer>" not in tok.all_special_tokens
+
+
+def test_chat_template_ends_where_the_assistant_writes():
+    tok = build_tokenizer()
+    prompt = tok.apply_chat_template([{"role": "user", "content": "Left to right: 1+2"}],
+                                     tokenize=False, add_generation_prompt=True)
+    assert prompt == "Q: Left to right: 1+2\nA: "
+    full = tok.apply_chat_template([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}],
+                                   tokenize=False)
+    assert full.endswith("A: y" + tok.eos_token)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return cache, ensure_tiny_model(SMALL, cache, progress=False)
+
+
+def test_small_recipe_builds_an_hf_folder_that_loads(built):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _, path = built
+    assert path.name == f"tiny-{SMALL.key()}"
+    info = json.loads((path / RECIPE_FILE).read_text())
+    assert info["recipe_key"] == SMALL.key()
+    assert set(info["greedy_accuracy_per_level"]) == {str(lv) for lv in range(1, 7)}
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    assert model.config.hidden_size == 32
+    prompt = tok.apply_chat_template([{"role": "user", "content": "Left to right: 1+2"}],
+                                     tokenize=False, add_generation_prompt=True)
+    enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=5, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert out.shape[1] > enc["input_ids"].shape[1]
+
+
+def test_cache_reuses_the_folder(built, monkeypatch):
+    cache, path = built
+    mtime = (path / RECIPE_FILE).stat().st_mtime_ns
+
+    def boom(*a, **k):
+        raise AssertionError("rebuilt although the cache holds this recipe")
+
+    monkeypatch.setattr(tiny_model, "train_tiny", boom)
+    assert ensure_tiny_model(SMALL, cache, progress=False) == path
+    assert (path / RECIPE_FILE).stat().st_mtime_ns == mtime
+
+
+def test_interrupted_build_leaves_no_half_folder(tmp_path, monkeypatch):
+    from transformers import PreTrainedTokenizerFast
+
+    recipe = TinyRecipe(**{**SMALL.__dict__, "seed": 7})
+    real_save = PreTrainedTokenizerFast.save_pretrained
+
+    def interrupted(self, *a, **k):  # weights written, then the build dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PreTrainedTokenizerFast, "save_pretrained", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_tiny_model(recipe, tmp_path, progress=False)
+    assert not (tmp_path / f"tiny-{recipe.key()}").exists()
+    monkeypatch.setattr(PreTrainedTokenizerFast, "save_pretrained", real_save)
+    path = ensure_tiny_model(recipe, tmp_path, progress=False)  # a retry builds a complete folder
+    assert (path / RECIPE_FILE).exists() and (path / "tokenizer.json").exists()
+
+
+def test_recipe_key_changes_with_the_recipe():
+    assert TinyRecipe().key() != TinyRecipe(sft_steps=TinyRecipe().sft_steps + 1).key()
+    assert TinyRecipe().key() == TinyRecipe().key()

@@ -1,0 +1,217 @@
+"""Typed schemas behind every YAML group in ``conf/``.
+
+Hydra composes ``conf/config.yaml`` on top of :class:`RunConfig` (registered below as
+``base_config``), so an unknown key or a wrong type fails in Hydra with its own message. The
+entry point converts the result once with :func:`to_run_config`; library code receives these
+dataclasses, never a ``DictConfig``, and treats them as read-only (``dataclasses.replace`` for a
+variant). They are not ``frozen=True`` because OmegaConf then marks every node of the schema
+read-only and Hydra can no longer compose YAML onto it. Each option is documented here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING, OmegaConf
+
+R1_SYSTEM_PROMPT = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves "
+    "it. The assistant first thinks about the reasoning process in the mind and then provides the "
+    "user with the answer. The reasoning process and answer are enclosed within <think> </think> "
+    "and <answer> </answer> tags, respectively, i.e., <think> reasoning process here </think> "
+    "<answer> answer here </answer>."
+)
+
+
+@dataclass
+class TinyConfig:
+    """Recipe of the embedded tiny model (see ``ufo_rl.tiny_model.TinyRecipe``)."""
+
+    seed: int = 0
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 768
+    max_positions: int = 256
+    sft_levels: List[int] = field(default_factory=lambda: [1, 2, 3, 4])
+    sft_steps: int = 700
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 30
+    weight_decay: float = 0.01
+    eval_per_level: int = 50
+
+
+@dataclass
+class ModelConfig:
+    # "tiny" builds (or reuses) the embedded model; anything else is a hub id or a local folder.
+    name_or_path: str = "tiny"
+    tiny: TinyConfig = field(default_factory=TinyConfig)
+    # where built tiny models are cached (default: the user cache dir, or $UFO_RL_CACHE)
+    cache_dir: Optional[str] = None
+    # auto: bfloat16 on a GPU that supports it, else float16 on GPU, float32 on CPU
+    dtype: str = "auto"
+    # auto: cuda when available, else cpu
+    device: str = "auto"
+    # system prompt of the chat (null: none; the tiny model's template ignores it anyway)
+    system_prompt: Optional[str] = None
+    # text the assistant turn starts with before the scored answer (the paper: "<answer> ")
+    answer_prefix: str = "<answer>"
+    # generation length cap for sampling, evaluation and the greedy UFO target
+    max_new_tokens: int = 96
+    # stop strings for generation besides EOS
+    stop: List[str] = field(default_factory=list)
+    trust_remote_code: bool = False
+    # CPU threads for torch (null: torch's default)
+    threads: Optional[int] = None
+    # sampling backend for multisample scoring: hf (transformers generate) | vllm (GPU)
+    generation_backend: str = "hf"
+    # vllm only: share of GPU memory vLLM may take
+    vllm_gpu_memory_utilization: float = 0.85
+
+
+@dataclass
+class DatasetConfig:
+    # embedded | jsonl | parquet | hub
+    kind: str = "embedded"
+    # short name used in results tables (gsm8k, math500, ...)
+    name: str = "embedded"
+    # embedded only: generator seed, sizes, difficulty levels (null: all)
+    seed: int = 0
+    n_pool: int = 2000
+    n_test: int = 500
+    levels: Optional[List[int]] = None
+    # embedded: which split this dataset is (pool | test)
+    split: str = "pool"
+    # jsonl / parquet: a local file; hub: a dataset name for `datasets.load_dataset`
+    path: Optional[str] = None
+    hub_config: Optional[str] = None
+    # field mapping
+    question_field: str = "question"
+    answer_field: str = "answer"
+    solution_field: Optional[str] = None
+    id_field: Optional[str] = None
+    difficulty_field: Optional[str] = None
+    # how the gold answer is read from answer_field: field (as is) | gsm8k (after ####) |
+    # boxed (last \boxed{}) | number (last number)
+    answer_extraction: str = "field"
+    # keep only the first N rows (null: all)
+    limit: Optional[int] = None
+
+
+@dataclass
+class SelectorConfig:
+    # ufo | multisample | random | full
+    name: str = "ufo"
+    # share of the pool kept, in (0, 1]
+    fraction: float = 0.1
+    # top_mid | lowest | highest | band | bin | dapo | random | all
+    rule: str = "top_mid"
+    # ufo: which text is teacher-forced: answer | solution | greedy
+    target: str = "answer"
+    # prompts per forward pass (ufo) or sequences per generate call (multisample)
+    batch_size: int = 64
+    # ufo: sort prompts by length so a batch wastes little padding
+    bucket: bool = True
+    # multisample: samples per prompt and their temperature
+    k: int = 8
+    temperature: float = 1.0
+    # rule=band: keep the prompts whose signal is closest to this value
+    band_target: float = 0.5
+    # rule=bin: split the pool into n_bins equal-width bins of the signal, keep bin bin_index
+    n_bins: int = 10
+    bin_index: int = 0
+    # which signal the rule reads (null: the method's own: confidence for ufo, pass_rate for
+    # multisample)
+    signal: Optional[str] = None
+
+
+@dataclass
+class TrainerConfig:
+    name: str = "grpo"
+    # steps: every selector gets max_steps optimizer steps (equal compute);
+    # epochs: every selector gets `epochs` passes over its subset (full data costs more steps)
+    budget: str = "steps"
+    max_steps: int = 200
+    epochs: float = 1.0
+    learning_rate: float = 1e-5
+    lr_scheduler_type: str = "constant"
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    num_generations: int = 8
+    # prompts per optimizer step = per_device_prompts * gradient_accumulation_steps
+    per_device_prompts: int = 4
+    gradient_accumulation_steps: int = 1
+    max_prompt_length: int = 512
+    max_completion_length: int = 96
+    temperature: float = 1.0
+    top_p: float = 1.0
+    # KL coefficient (0: no reference model)
+    beta: float = 0.0
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"
+    mask_truncated_completions: bool = True
+    # add a format reward (1 when the completion ends with a closed <answer> tag)
+    format_reward: bool = False
+    format_reward_weight: float = 0.1
+    # periodic held-out evaluation every N steps (0: only before and after)
+    eval_every: int = 0
+    save_steps: int = 50
+    logging_steps: int = 1
+    bf16: bool = False
+    use_vllm: bool = False
+    # extra keyword arguments for trl.GRPOConfig
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalConfig:
+    # benchmark name -> dataset config
+    benchmarks: Dict[str, DatasetConfig] = field(default_factory=dict)
+    # greedy accuracy always; avg@k with this many samples at `temperature` (0: skip)
+    k: int = 4
+    temperature: float = 1.0
+    batch_size: int = 128
+    max_new_tokens: Optional[int] = None
+    # evaluate the model before training too
+    before: bool = True
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    selector: SelectorConfig = field(default_factory=SelectorConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    # plan (validate only) | select (score + select) | train (+ GRPO + eval) | all (= train)
+    stage: str = "all"
+    seed: int = 0
+    # where scores are cached across runs (null: <results_dir>/cache)
+    cache_dir: Optional[str] = None
+    # where run folders, tables and figures go
+    results_dir: str = "results"
+    # where this run writes (set by Hydra to its run/sweep dir)
+    run_dir: str = MISSING
+    # show progress bars
+    progress: bool = True
+    # write tables and figures after a sweep
+    report: bool = True
+    # free-form tag recorded with the results (the experiment name)
+    experiment: str = "default"
+
+
+def register_configs() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    # the dataclasses are frozen (read-only once converted); the schema node Hydra composes onto
+    # must stay writable, or YAML files could not set values
+    ConfigStore.instance().store(name="base_config", node=RunConfig)
+
+
+def to_run_config(cfg) -> RunConfig:
+    """Convert a composed DictConfig once; raises on missing or mistyped values."""
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), cfg))
+

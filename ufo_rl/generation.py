@@ -1,0 +1,169 @@
+"""Batched generation behind one interface, so scorers and evaluators never touch a backend.
+
+``HFGenerator`` runs Hugging Face ``generate`` (KV cache, left padding, no grad, batches sorted
+by prompt length so rows in a batch finish at similar times). ``VLLMGenerator`` is the GPU
+backend, imported only when asked for. Both return, per prompt, ``n`` :class:`Completion` s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ufo_rl.errors import UserError
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """What to sample. ``temperature=0`` means greedy (then ``n`` must be 1)."""
+
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 128
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise UserError(f"number of samples per prompt must be >= 1, got {self.n}")
+        if self.temperature < 0:
+            raise UserError(f"temperature must be >= 0, got {self.temperature}")
+        if self.temperature == 0 and self.n > 1:
+            raise UserError("greedy decoding (temperature=0) gives one answer per prompt; set n=1")
+        if self.max_new_tokens < 1:
+            raise UserError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+@dataclass
+class Completion:
+    text: str
+    n_tokens: int
+    finished: bool = True  # False when cut at max_new_tokens
+
+
+@dataclass
+class GenerationStats:
+    """Running totals a caller reads for cost accounting."""
+
+    prompts: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class Generator(Protocol):
+    stats: GenerationStats
+
+    def generate(
+        self, prompts: Sequence[str], params: SamplingParams, progress: bool = False
+    ) -> list[list[Completion]]: ...
+
+
+def _truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    cut = min((text.find(s) + len(s) for s in stop if s in text), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class HFGenerator:
+    """Hugging Face ``generate`` with left padding and length-sorted batches.
+
+    ``batch_size`` counts sequences (prompts x samples), so memory stays flat as ``n`` grows.
+    """
+
+    def __init__(self, model, tokenizer, batch_size: int = 64):
+        self.model = model
+        self.tok = tokenizer
+        self.batch_size = batch_size
+        self.stats = GenerationStats()
+        if self.tok.pad_token_id is None:
+            self.tok.pad_token = self.tok.eos_token
+        self.tok.padding_side = "left"
+
+    @torch.no_grad()
+    def generate(
+        self, prompts: Sequence[str], params: SamplingParams, progress: bool = False
+    ) -> list[list[Completion]]:
+        enc = [self.tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: len(enc[i]))
+        per_batch = max(1, self.batch_size // params.n)
+        out: list[list[Completion]] = [[] for _ in prompts]
+        device = next(self.model.parameters()).device
+        torch.manual_seed(params.seed)
+        was_training = self.model.training
+        self.model.eval()
+        bar = tqdm(total=len(prompts), desc="generate", disable=not progress, leave=False)
+        eos = self.tok.eos_token_id
+        for start in range(0, len(order), per_batch):
+            idx = order[start : start + per_batch]
+            batch = self.tok.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
+            batch = {k: v.to(device) for k, v in batch.items()}
+            kwargs = dict(
+                max_new_tokens=params.max_new_tokens,
+                num_return_sequences=params.n,
+                pad_token_id=self.tok.pad_token_id,
+                eos_token_id=eos,
+            )
+            if params.temperature > 0:
+                kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
+            else:
+                kwargs.update(do_sample=False)
+            seqs = self.model.generate(**batch, **kwargs)
+            new = seqs[:, batch["input_ids"].shape[1] :].tolist()
+            for j, ids in enumerate(new):
+                n_tok = len(ids)
+                finished = False
+                if eos in ids:
+                    n_tok = ids.index(eos) + 1
+                    finished = True
+                text = self.tok.decode(ids[:n_tok], skip_special_tokens=True)
+                if params.stop:
+                    text, hit = _truncate_at_stop(text, params.stop)
+                    finished = finished or hit
+                out[idx[j // params.n]].append(Completion(text, n_tok, finished))
+                self.stats.generated_tokens += n_tok
+            self.stats.prompts += len(idx)
+            self.stats.prompt_tokens += sum(len(enc[i]) for i in idx)
+            bar.update(len(idx))
+        bar.close()
+        self.model.train(was_training)
+        return out
+
+
+class VLLMGenerator:
+    """vLLM offline engine for GPUs. Import cost and CUDA are paid only when this is built."""
+
+    def __init__(self, model_path: str, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
+                 max_model_len: int | None = None, seed: int = 0):
+        try:
+            from vllm import LLM
+        except ImportError as e:  # pragma: no cover - GPU only
+            raise UserError(
+                "generation.backend=vllm needs vLLM: pip install 'ufo-rl-bench[gpu]' on a CUDA machine "
+                "(or set generation.backend=hf)"
+            ) from e
+        self.llm = LLM(model=model_path, dtype=dtype, seed=seed,
+                       gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len)
+        self.stats = GenerationStats()
+
+    def generate(
+        self, prompts: Sequence[str], params: SamplingParams, progress: bool = False
+    ) -> list[list[Completion]]:  # pragma: no cover - GPU only
+        from vllm import SamplingParams as VSP
+
+        sp = VSP(n=params.n, temperature=params.temperature, top_p=params.top_p,
+                 max_tokens=params.max_new_tokens, stop=list(params.stop) or None, seed=params.seed)
+        results = self.llm.generate(list(prompts), sp, use_tqdm=progress)
+        out = []
+        for r in results:
+            self.stats.prompts += 1
+            self.stats.prompt_tokens += len(r.prompt_token_ids)
+            comps = []
+            for c in r.outputs:
+                self.stats.generated_tokens += len(c.token_ids)
+                comps.append(Completion(c.text, len(c.token_ids), c.finish_reason != "length"))
+            out.append(comps)
+        return out

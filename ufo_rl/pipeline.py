@@ -1,0 +1,322 @@
+"""One job = one selector x seed: score, select, train with GRPO, evaluate. Stage by stage.
+
+``stage=plan`` validates the config and the data paths and prints what would run, loading no
+model; ``stage=select`` stops after the selection; ``stage=train`` / ``all`` run everything.
+Every artefact lands in the job's own run folder (see results/README.md for the contract);
+``meta.json`` with ``status: done`` is written last, so a folder without it is unfinished and the
+report ignores it. Rerunning the same command resumes: scores come from the cache, training
+from its last checkpoint, and a finished job is not redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from ufo_rl.config import DatasetConfig, RunConfig
+from ufo_rl.errors import UserError
+from ufo_rl.problems import Problem, fingerprint_problems
+from ufo_rl.selection import RULES, select
+
+STAGES = ("plan", "select", "train", "all")
+BUDGETS = ("steps", "epochs")
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def load_dataset(cfg: DatasetConfig) -> list[Problem]:
+    from ufo_rl.data.loaders import load_problems
+
+    return load_problems(cfg)
+
+
+def default_rule(name: str, rule: str) -> str:
+    """``random`` and ``full`` have no signal: their rule is fixed by the name."""
+    return {"random": "random", "full": "all"}.get(name, rule)
+
+
+def make_plan(cfg: RunConfig) -> dict:
+    """Validate everything that can be checked without a model; return a printable plan."""
+    from ufo_rl.scorers import get_scorer
+
+    if cfg.stage not in STAGES:
+        raise UserError(f"unknown stage {cfg.stage!r}; use one of {', '.join(STAGES)}")
+    if cfg.trainer.budget not in BUDGETS:
+        raise UserError(f"unknown trainer.budget {cfg.trainer.budget!r}; use steps or epochs")
+    scorer = get_scorer(cfg.selector.name)
+    rule = default_rule(cfg.selector.name, cfg.selector.rule)
+    if rule not in RULES:
+        raise UserError(f"unknown selector.rule {rule!r}; known: {', '.join(sorted(RULES))}")
+    if not 0 < cfg.selector.fraction <= 1:
+        raise UserError(f"selector.fraction must be in (0, 1], got {cfg.selector.fraction}")
+    if cfg.selector.k < 1:
+        raise UserError(f"selector.k must be >= 1, got {cfg.selector.k}")
+    if cfg.trainer.num_generations < 2:
+        raise UserError("trainer.num_generations must be >= 2 (GRPO compares answers within a group)")
+    for name, ds in [("dataset", cfg.dataset), *[(f"eval.benchmarks.{k}", v) for k, v in cfg.eval.benchmarks.items()]]:
+        if ds.kind in ("jsonl", "parquet"):
+            if not ds.path:
+                raise UserError(f"{name}.path is not set; give the {ds.kind} file")
+            if not Path(ds.path).expanduser().exists():
+                raise UserError(f"{name}.path {ds.path} does not exist; give an existing {ds.kind} file")
+    return {
+        "experiment": cfg.experiment,
+        "stage": cfg.stage,
+        "model": cfg.model.name_or_path,
+        "dataset": f"{cfg.dataset.name} ({cfg.dataset.kind})",
+        "selector": cfg.selector.name,
+        "rule": rule,
+        "signal": cfg.selector.signal or scorer.signal,
+        "fraction": 1.0 if rule == "all" else cfg.selector.fraction,
+        "budget": cfg.trainer.budget,
+        "benchmarks": sorted(cfg.eval.benchmarks),
+        "seed": cfg.seed,
+        "run_dir": cfg.run_dir,
+    }
+
+
+def _cache_root(cfg: RunConfig) -> Path:
+    return Path(cfg.cache_dir or Path(cfg.results_dir) / "cache").expanduser()
+
+
+class Job:
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        self.dir = Path(cfg.run_dir)
+        self.timing: dict[str, float] = {}
+        self._model = None
+
+    # ---- model, loaded once and only if needed -------------------------------------------
+    def model(self):
+        if self._model is None:
+            from ufo_rl.models import load_model
+
+            self._model = load_model(self.cfg.model, self.cfg.progress)
+        return self._model
+
+    # ---- scoring and selection ---------------------------------------------------------------
+    def select(self, pool: list[Problem]) -> tuple[pd.DataFrame, dict]:
+        from ufo_rl.cache import cache_key, score_with_cache
+        from ufo_rl.models import model_fingerprint, resolve_model_path
+        from ufo_rl.scorers import ScoreContext, get_scorer
+
+        cfg = self.cfg
+        scorer = get_scorer(cfg.selector.name)
+        data_fp = fingerprint_problems(pool)
+        model_path = resolve_model_path(cfg.model, cfg.progress) if scorer.needs_model else None
+        model_fp = model_fingerprint(model_path) if model_path else None
+        key = cache_key(scorer, cfg.selector, cfg.model, model_fp or "-", data_fp)
+        info: dict = {}
+
+        def score_chunk(chunk):
+            model, tok = None, None
+            if scorer.needs_model:
+                model, tok, load_info = self.model()
+                info.update(load_info)
+            return scorer.fn(ScoreContext(model, tok, cfg.model, cfg.selector, cfg.progress), chunk)
+
+        folder = _cache_root(cfg) / f"{scorer.name}-{key}"
+        df, cost, samples, status = score_with_cache(folder, pool, score_chunk, progress=cfg.progress)
+        first = folder / "first_cost.json"  # the cost figures of the run that actually scored
+        if not first.exists():
+            write_json(first, {**cost, **info})
+        original = json.loads(first.read_text())
+
+        signal_name = cfg.selector.signal or scorer.signal
+        rule = default_rule(scorer.name, cfg.selector.rule)
+        if signal_name is None:
+            signal = np.zeros(len(pool))
+        elif signal_name not in df or df[signal_name].isna().all():
+            raise UserError(f"selector {scorer.name} produces no {signal_name!r} signal; "
+                            f"set selector.signal to one it has (confidence, logprob_mean, pass_rate)")
+        else:
+            signal = df[signal_name].to_numpy(dtype=float)
+        keep, score = select(rule, signal, cfg.selector.fraction, seed=cfg.seed,
+                             band_target=cfg.selector.band_target, n_bins=cfg.selector.n_bins,
+                             bin_index=cfg.selector.bin_index)
+        df["score"] = score if signal_name is not None or rule == "random" else np.nan
+        df["selected"] = keep
+        df["difficulty"] = pd.array([p.difficulty for p in pool], dtype="Int64")
+        df["selector"] = scorer.name
+
+        n_prompts = len(pool) if scorer.needs_model else 0
+        secs = original.get("scoring_seconds", 0.0)
+        toks = original.get("forward_tokens", 0) + original.get("generated_tokens", 0)
+        scoring = {
+            "method": scorer.name,
+            "scoring_seconds": secs,
+            "load_seconds": original.get("load_seconds", 0.0),
+            "n_prompts": n_prompts,
+            "forward_tokens": original.get("forward_tokens", 0),
+            "generated_tokens": original.get("generated_tokens", 0),
+            "tokens_per_second": toks / secs if secs > 0 else None,
+            "generated_tokens_per_second": (original.get("generated_tokens", 0) / secs
+                                            if secs > 0 else None),
+            "prompts_per_second": n_prompts / secs if secs > 0 else None,
+            "cached": status["cached"],
+            "resumed_chunks": status["resumed_chunks"],
+            "cache_key": key,
+            "device": original.get("device"),
+            "device_name": original.get("device_name"),
+            "dtype": original.get("dtype"),
+            "torch_threads": original.get("torch_threads"),
+            "batch_size": cfg.selector.batch_size,
+            "model": model_path,
+            "model_fingerprint": model_fp,
+            "dataset": cfg.dataset.name,
+            "dataset_fingerprint": data_fp,
+            "rule": rule,
+            "signal": signal_name,
+            "fraction": 1.0 if rule == "all" else cfg.selector.fraction,
+            "n_selected": int(keep.sum()),
+            "selector_config": asdict(cfg.selector),
+        }
+        self.timing["scoring_seconds"] = secs
+        self.timing["scoring_cached"] = status["cached"]
+        df.to_parquet(self.dir / "scores.parquet", index=False)
+        write_json(self.dir / "scoring.json", scoring)
+        if samples:
+            with open(self.dir / "samples.jsonl", "w") as f:
+                f.writelines(json.dumps(s) + "\n" for s in samples)
+        from ufo_rl.export import export_subset
+
+        export_subset([p for p, k in zip(pool, keep) if k], self.dir, cfg.model.system_prompt)
+        return df, scoring
+
+    # ---- evaluation --------------------------------------------------------------------------
+    def benchmarks(self) -> dict[str, list[Problem]]:
+        return {name: load_dataset(ds) for name, ds in self.cfg.eval.benchmarks.items()}
+
+    def evaluate(self, model, tok, benches, phase: str) -> dict:
+        from ufo_rl.evaluate import evaluate
+
+        metrics, records = evaluate(model, tok, benches, self.cfg.eval, self.cfg.model, self.cfg.seed,
+                                    self.cfg.progress)
+        out = self.dir / "eval_samples"
+        out.mkdir(exist_ok=True)
+        for name, recs in records.items():
+            with open(out / f"{phase}-{name}.jsonl", "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in recs)
+        return metrics
+
+    def evaluate_before(self, benches) -> dict:
+        """The starting model's scores, cached: every selector of a sweep starts from it."""
+        from ufo_rl.models import model_fingerprint, resolve_model_path
+
+        path = resolve_model_path(self.cfg.model, self.cfg.progress)
+        key = hashlib.sha256(json.dumps({
+            "model": model_fingerprint(path), "eval": asdict(self.cfg.eval), "seed": self.cfg.seed,
+            "prompt": [self.cfg.model.system_prompt, self.cfg.model.max_new_tokens, self.cfg.model.stop],
+            "data": {k: fingerprint_problems(v) for k, v in benches.items()},
+        }, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        cached = _cache_root(self.cfg) / f"eval-{key}.json"
+        if cached.exists():
+            return json.loads(cached.read_text())
+        model, tok, _ = self.model()
+        metrics = self.evaluate(model, tok, benches, "before")
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_json(cached, metrics)
+        return metrics
+
+    # ---- training ----------------------------------------------------------------------------
+    def train(self, subset: list[Problem], benches) -> tuple[dict, dict]:
+        from ufo_rl.models import resolve_model_path
+        from ufo_rl.train import train_grpo
+
+        cfg = self.cfg
+        curve: list[dict] = []
+        best: dict = {}
+
+        def eval_fn(model, step: int) -> dict:
+            metrics = self.evaluate(model, self._tok(), benches, f"step{step}")
+            first = next(iter(metrics.values()), {})
+            curve.append({"step": step, **{f"{b}/{m}": v for b, d in metrics.items()
+                                           for m, v in d.items() if isinstance(v, (int, float))}})
+            if not best or first.get("accuracy", -1) > best["metrics"][next(iter(metrics))]["accuracy"]:
+                best.update(step=step, metrics=metrics)
+            return metrics
+
+        result = train_grpo(resolve_model_path(cfg.model, cfg.progress), subset, cfg.trainer, cfg.model,
+                            self.dir, cfg.seed, eval_fn=eval_fn if cfg.trainer.eval_every else None,
+                            progress=cfg.progress)
+        result["curve"] = curve
+        return result, best
+
+    def _tok(self):
+        from ufo_rl.models import load_tokenizer, resolve_model_path
+
+        if not hasattr(self, "_tokenizer"):
+            self._tokenizer = load_tokenizer(resolve_model_path(self.cfg.model, False), self.cfg.model)
+        return self._tokenizer
+
+    # ---- the whole job -----------------------------------------------------------------------
+    def run(self) -> dict:
+        cfg = self.cfg
+        t_start = time.perf_counter()
+        plan = make_plan(cfg)
+        if cfg.stage == "plan":
+            return {"plan": plan}
+        meta_path = self.dir / "meta.json"
+        if meta_path.exists() and json.loads(meta_path.read_text()).get("status") == "done":
+            print(f"[ufo-rl] {self.dir} is already done; delete it to rerun")
+            return json.loads(meta_path.read_text())
+        self.dir.mkdir(parents=True, exist_ok=True)
+        from ufo_rl.provenance import provenance
+
+        pool = load_dataset(cfg.dataset)
+        benches = self.benchmarks() if cfg.stage in ("train", "all") else {}
+        (self.dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        df, scoring = self.select(pool)
+        subset = [p for p, k in zip(pool, df["selected"]) if k]
+        meta = {"experiment": cfg.experiment, "selector": cfg.selector.name, "seed": cfg.seed,
+                "rule": scoring["rule"], "fraction": scoring["fraction"], "n_pool": len(pool),
+                "n_selected": len(subset), "budget": cfg.trainer.budget, "stage": cfg.stage,
+                "model": scoring["model"] or cfg.model.name_or_path, "dataset": cfg.dataset.name,
+                "provenance": provenance()}
+        if cfg.stage in ("train", "all"):
+            t0 = time.perf_counter()
+            before = self.evaluate_before(benches)
+            self.timing["eval_before_seconds"] = time.perf_counter() - t0
+            result, best = self.train(subset, benches)
+            self.timing["training_seconds"] = result["training_seconds"]
+            from ufo_rl.models import load_model
+
+            t0 = time.perf_counter()
+            final_cfg = replace(cfg.model, name_or_path=result["final_model_path"])
+            model, tok, _ = load_model(final_cfg, False)
+            final = self.evaluate(model, tok, benches, "final")
+            self.timing["eval_final_seconds"] = time.perf_counter() - t0
+            best_step, best_metrics = _best(final, result["steps"], best)
+            write_json(self.dir / "eval.json", {"before": before, "final": final, "best": best_metrics,
+                                                 "best_step": best_step, "final_step": result["steps"],
+                                                 "curve": result.get("curve", [])})
+            meta.update(train={k: v for k, v in result.items() if k != "curve"})
+        self.timing["total_seconds"] = time.perf_counter() - t_start
+        self.timing["end_to_end_seconds"] = (self.timing.get("scoring_seconds", 0.0)
+                                             + self.timing.get("training_seconds", 0.0))
+        write_json(self.dir / "timing.json", self.timing)
+        meta["status"] = "done"
+        write_json(meta_path, meta)
+        return meta
+
+
+def _best(final: dict, final_step: int, best: dict) -> tuple[int, dict]:
+    """(step, metrics) of the better of the final checkpoint and the best periodic evaluation,
+    judged by the first benchmark's greedy accuracy."""
+    if final and best:
+        first = next(iter(final))
+        if best["metrics"][first]["accuracy"] > final[first]["accuracy"]:
+            return best["step"], best["metrics"]
+    return final_step, final

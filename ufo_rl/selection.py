@@ -1,0 +1,141 @@
+"""Selection rules: pure functions from a per-prompt signal to a kept subset.
+
+Every rule takes the signal ``s`` (shape ``(n,)``; UFO confidence or multi-sample pass rate)
+and returns ``(keep, score)``: a boolean mask of shape ``(n,)`` and the per-prompt score the rule
+ranked by (higher = kept first). Ties are broken by a seeded random permutation, so a fixed seed
+gives a fixed subset and no rule leans on the pool's order.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ufo_rl.errors import UserError
+
+RULES: dict[str, Callable] = {}
+
+
+def register(name: str):
+    def deco(fn):
+        RULES[name] = fn
+        return fn
+
+    return deco
+
+
+def n_keep(n: int, fraction: float) -> int:
+    """How many of ``n`` prompts a ``fraction`` keeps (rounded, at least 1)."""
+    if not 0 < fraction <= 1:
+        raise UserError(f"selector.fraction must be in (0, 1], got {fraction}")
+    k = int(round(fraction * n))
+    if k < 1:
+        raise UserError(
+            f"selector.fraction={fraction} of a pool of {n} keeps no prompt; "
+            "use a larger pool or fraction"
+        )
+    return k
+
+
+def _top(score: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Mask of the k highest scores; ties broken by a seeded permutation."""
+    rng = np.random.default_rng(seed)
+    tiebreak = rng.permutation(len(score))
+    order = np.lexsort((tiebreak, -score))  # primary key: -score (last key sorts first)
+    keep = np.zeros(len(score), dtype=bool)
+    keep[order[:k]] = True
+    return keep
+
+
+def _check(s: np.ndarray) -> np.ndarray:
+    s = np.asarray(s, dtype=float)
+    if s.ndim != 1 or len(s) == 0:
+        raise UserError("selection needs a non-empty 1-D signal (one value per prompt)")
+    if np.isnan(s).any():
+        raise UserError(f"the selection signal has {int(np.isnan(s).sum())} missing values")
+    return s
+
+
+@register("top_mid")
+def select_top_mid(s: np.ndarray, fraction: float, seed: int = 0, **_) -> tuple[np.ndarray, np.ndarray]:
+    """UFO-RL "Top-Mid" (PAPER.md, The selection): ``mu = mean(s)``, ``Score = 1 - (s - mu)^2``,
+    keep the top ``fraction`` by Score, i.e. the prompts whose signal is closest to the pool mean."""
+    s = _check(s)
+    score = 1.0 - (s - s.mean()) ** 2
+    return _top(score, n_keep(len(s), fraction), seed), score
+
+
+@register("lowest")
+def select_lowest(s, fraction, seed=0, **_):
+    """The paper's "extreme" baseline: the ``fraction`` with the lowest signal."""
+    s = _check(s)
+    return _top(-s, n_keep(len(s), fraction), seed), -s
+
+
+@register("highest")
+def select_highest(s, fraction, seed=0, **_):
+    """The paper's other "extreme" baseline: the ``fraction`` with the highest signal."""
+    s = _check(s)
+    return _top(s, n_keep(len(s), fraction), seed), s
+
+
+@register("band")
+def select_band(s, fraction, seed=0, band_target: float = 0.5, **_):
+    """The ``fraction`` closest to ``band_target`` (e.g. pass rate 0.5): ``Score = -|s - target|``."""
+    s = _check(s)
+    score = -np.abs(s - band_target)
+    return _top(score, n_keep(len(s), fraction), seed), score
+
+
+@register("bin")
+def select_bin(s, fraction, seed=0, n_bins: int = 10, bin_index: int = 0, **_):
+    """Bin ``bin_index`` of ``n_bins`` equal-count bins of the pool sorted by signal (the paper's
+    Figure 1 splits GSM8K train into 10 pass-rate bins). Bin 0 holds the lowest signals. Equal
+    counts keep every bin's training set the same size; ``fraction`` is not used."""
+    s = _check(s)
+    if n_bins < 1 or not 0 <= bin_index < n_bins:
+        raise UserError(f"selector.bin_index must be in [0, {n_bins}), got {bin_index} (n_bins={n_bins})")
+    if len(s) < n_bins:
+        raise UserError(f"a pool of {len(s)} cannot be split into {n_bins} bins")
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.permutation(len(s)), s))
+    bins = np.empty(len(s), dtype=int)
+    for i, chunk in enumerate(np.array_split(order, n_bins)):
+        bins[chunk] = i
+    return bins == bin_index, bins.astype(float)
+
+
+@register("dapo")
+def select_dapo(s, fraction, seed=0, **_):
+    """DAPO-style filter: drop prompts with pass rate exactly 0 or 1, then a random ``fraction``
+    of the pool from the rest (all of the rest when fewer remain)."""
+    s = _check(s)
+    k = n_keep(len(s), fraction)
+    mixed = (s > 0) & (s < 1)
+    if not mixed.any():
+        raise UserError("dapo: every prompt has pass rate 0 or 1; nothing is left to select")
+    score = np.where(mixed, np.random.default_rng(seed).random(len(s)), -np.inf)
+    return _top(score, min(k, int(mixed.sum())), seed), score
+
+
+@register("random")
+def select_random(s, fraction, seed=0, **_):
+    """A seeded random ``fraction`` (the signal is ignored)."""
+    n = len(np.asarray(s))
+    score = np.random.default_rng(seed).random(n)
+    return _top(score, n_keep(n, fraction), seed), score
+
+
+@register("all")
+def select_all(s, fraction=1.0, seed=0, **_):
+    """Every prompt (the full-data baseline)."""
+    n = len(np.asarray(s))
+    return np.ones(n, dtype=bool), np.ones(n)
+
+
+def select(rule: str, s: np.ndarray, fraction: float, seed: int = 0, **params):
+    """Look up ``rule`` and apply it; unknown names list the known ones."""
+    if rule not in RULES:
+        raise UserError(f"unknown selection rule {rule!r}; known: {', '.join(sorted(RULES))}")
+    return RULES[rule](s, fraction, seed=seed, **params)

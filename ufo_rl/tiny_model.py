@@ -1,0 +1,239 @@
+"""The embedded default model: a small Llama that the suite builds itself, offline, in minutes.
+
+It is saved as an ordinary Hugging Face checkpoint folder (``config.json``, safetensors, a
+tokenizer with a chat template), so every later stage loads it with ``from_pretrained`` exactly
+like a hub model. The recipe, its seed and the measured greedy accuracy per difficulty level are
+written beside the weights in ``ufo_rl_recipe.json``.
+
+Design choices (measured, see shared/FINDINGS.md):
+- a character-level tokenizer over printable ASCII: every text encodes, answer tags are ordinary
+  characters (special tokens would be stripped at decode and the reward would never match);
+- supervised warm start on the worked solutions of the warm-start split, loss on the completion
+  only, so the model can do the easy levels and fails on the hard ones: the spread that data
+  selection needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import string
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ufo_rl.data import arith
+from ufo_rl.errors import UserError
+
+RECIPE_FILE = "ufo_rl_recipe.json"
+RECIPE_VERSION = 1  # bump when the build code changes what a recipe produces
+
+SPECIAL = ["<pad>", "<unk>", "<s>", "</s>"]
+CHARS = [c for c in string.printable if c not in "\t\r\x0b\x0c"]  # letters, digits, punctuation, space, \n
+
+# The tiny model has no use for a system prompt (it cannot read instructions), so the template
+# drops it; a user turn becomes "Q: ...\n" and the assistant turn starts with "A: ".
+CHAT_TEMPLATE = (
+    "{%- for m in messages -%}"
+    "{%- if m['role'] == 'user' -%}{{ 'Q: ' + m['content'] + '\n' }}"
+    "{%- elif m['role'] == 'assistant' -%}{{ 'A: ' + m['content'] + eos_token }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ 'A: ' }}{%- endif -%}"
+)
+
+
+@dataclass(frozen=True)
+class TinyRecipe:
+    """Everything that determines the built model. Same recipe, same weights (on one machine)."""
+
+    seed: int = 0
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 768
+    max_positions: int = 256
+    sft_levels: tuple[int, ...] = (1, 2, 3, 4)
+    sft_steps: int = 700
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 30
+    weight_decay: float = 0.01
+    eval_per_level: int = 50
+    version: int = RECIPE_VERSION
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def build_tokenizer():
+    """A character-level fast tokenizer with a chat template."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(SPECIAL + CHARS)}
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    # one piece per character; "[\s\S]" because "." would not match a newline
+    tk.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tk.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    tok.padding_side = "left"
+    return tok
+
+
+def build_config(recipe: TinyRecipe, tok):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=recipe.hidden_size,
+        intermediate_size=recipe.intermediate_size,
+        num_hidden_layers=recipe.num_layers,
+        num_attention_heads=recipe.num_heads,
+        num_key_value_heads=recipe.num_heads,
+        max_position_embeddings=recipe.max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+
+
+def default_cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(os.environ.get("UFO_RL_CACHE", user_cache_dir("ufo_rl"))) / "models"
+
+
+def _prompt(tok, question: str) -> str:
+    return tok.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                   add_generation_prompt=True)
+
+
+def _sft_batch(tok, problems, device):
+    """Input ids with the loss on the completion (solution + EOS) only."""
+    seqs, labels = [], []
+    for p in problems:
+        prompt_ids = tok(_prompt(tok, p.question), add_special_tokens=False)["input_ids"]
+        target_ids = tok(p.solution, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        seqs.append(prompt_ids + target_ids)
+        labels.append([-100] * len(prompt_ids) + target_ids)
+    width = max(map(len, seqs))
+    ids = torch.full((len(seqs), width), tok.pad_token_id)
+    lab = torch.full((len(seqs), width), -100)
+    att = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, (s, l) in enumerate(zip(seqs, labels)):  # right padding for training
+        ids[i, : len(s)] = torch.tensor(s)
+        lab[i, : len(l)] = torch.tensor(l)
+        att[i, : len(s)] = 1
+    return ids.to(device), att.to(device), lab.to(device)
+
+
+def per_level_accuracy(model, tok, problems, batch_size: int = 128) -> dict[int, float]:
+    """Greedy accuracy per difficulty level, the answers checked by :mod:`ufo_rl.answers`."""
+    from ufo_rl.answers import check
+    from ufo_rl.generation import HFGenerator, SamplingParams
+
+    gen = HFGenerator(model, tok, batch_size=batch_size)
+    outs = gen.generate([_prompt(tok, p.question) for p in problems],
+                        SamplingParams(n=1, temperature=0.0, max_new_tokens=96))
+    by_level: dict[int, list[bool]] = {}
+    for p, o in zip(problems, outs):
+        by_level.setdefault(p.difficulty, []).append(check(o[0].text, p.answer)[1])
+    return {lv: sum(v) / len(v) for lv, v in sorted(by_level.items())}
+
+
+def train_tiny(recipe: TinyRecipe, progress: bool = True):
+    """Build and warm-start a tiny model; returns (model, tokenizer, info)."""
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(recipe.seed)
+    random.seed(recipe.seed)
+    tok = build_tokenizer()
+    model = LlamaForCausalLM(build_config(recipe, tok))
+    n_train = recipe.sft_steps * recipe.batch_size
+    # the warm-start split never repeats a question of the default pool or test set
+    held = arith.embedded_splits(recipe.seed, n_pool=2000, n_test=500)
+    exclude = {p.question for split in held.values() for p in split}
+    train = arith.generate("warmup", n_train, recipe.seed, list(recipe.sft_levels), exclude=exclude)
+    rng = random.Random(recipe.seed)
+    rng.shuffle(train)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
+                            betas=(0.9, 0.95))
+
+    def lr_at(step: int) -> float:
+        if step < recipe.warmup_steps:
+            return (step + 1) / recipe.warmup_steps
+        frac = (step - recipe.warmup_steps) / max(1, recipe.sft_steps - recipe.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * frac))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    model.train()
+    t0 = time.perf_counter()
+    bar = tqdm(range(recipe.sft_steps), desc="warm start (SFT)", disable=not progress)
+    loss_val = float("nan")
+    for step in bar:
+        chunk = train[step * recipe.batch_size : (step + 1) * recipe.batch_size]
+        ids, att, lab = _sft_batch(tok, chunk, "cpu")
+        loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        loss_val = loss.item()
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss_val:.3f}")
+    train_seconds = time.perf_counter() - t0
+    model.eval()
+    probe = arith.generate("test", recipe.eval_per_level * len(arith.LEVELS), recipe.seed + 1)
+    acc = per_level_accuracy(model, tok, probe)
+    info = {
+        "recipe": asdict(recipe),
+        "recipe_key": recipe.key(),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "final_sft_loss": loss_val,
+        "train_seconds": round(train_seconds, 1),
+        "torch_threads": torch.get_num_threads(),
+        "greedy_accuracy_per_level": acc,
+        "accuracy_probe": f"{recipe.eval_per_level} test-stream problems per level, seed {recipe.seed + 1}",
+    }
+    return model, tok, info
+
+
+def ensure_tiny_model(recipe: TinyRecipe | None = None, cache_dir: str | Path | None = None,
+                      progress: bool = True) -> Path:
+    """Path of a built tiny model for ``recipe``, building it on the first call.
+
+    The folder is written to a temporary name and renamed when complete, so an interrupted
+    build never leaves a half model that a later run would reuse.
+    """
+    recipe = recipe or TinyRecipe()
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = root / f"tiny-{recipe.key()}"
+    if (path / RECIPE_FILE).exists():
+        return path
+    model, tok, info = train_tiny(recipe, progress=progress)
+    tmp = root / f".{path.name}.tmp-{os.getpid()}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / RECIPE_FILE).write_text(json.dumps(info, indent=2))
+    try:
+        tmp.rename(path)
+    except OSError:  # another process finished first: keep theirs
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (path / RECIPE_FILE).exists():
+            raise UserError(f"could not write the tiny model to {path}; check that the folder is writable")
+    return path

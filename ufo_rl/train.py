@@ -1,0 +1,265 @@
+"""GRPO through TRL's ``GRPOTrainer``: one function from a model folder and a subset to a run.
+
+Design choices (measured, see shared/FINDINGS.md and the project's GRPO log):
+- the model is passed to TRL by *path*, so TRL builds the reference model itself when
+  ``beta > 0`` (a model object breaks the reference copy);
+- gradient checkpointing is off (it only slows a tiny model down) and ``use_cpu`` is set when
+  no GPU is visible;
+- the reward is the verifiable correctness of :mod:`ufo_rl.rewards` (strict by default: only
+  completions that stop at ``</answer>`` are paid), with truncated completions masked out of
+  the loss, which kept the policy from drifting to the length cap;
+- metrics are read from ``trainer.state.log_history`` (not the console) and written one row
+  per logged step to ``train.jsonl``; ``zero_adv_frac`` (the share of prompt groups whose
+  rewards all agree, so whose advantage is zero) is computed from the rewards themselves, since
+  TRL's own ``frac_reward_zero_std`` means something else under ``scale_rewards="batch"``.
+
+Budgets: ``budget="steps"`` gives every selector ``max_steps`` optimizer steps (equal compute);
+``budget="epochs"`` gives ``ceil(epochs * n_problems / prompts_per_step)`` steps, so a bigger
+subset costs proportionally more (the paper's training-time comparison, Table 6).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from ufo_rl.config import ModelConfig, TrainerConfig
+from ufo_rl.errors import UserError
+from ufo_rl.models import build_prompt, load_tokenizer
+from ufo_rl.problems import Problem
+from ufo_rl.rewards import combined_reward, zero_advantage_fraction
+
+TRAIN_LOG = "train.jsonl"
+CHECKPOINTS = "checkpoints"
+FINAL = "final"
+BUDGETS = ("steps", "epochs")
+
+EvalFn = Callable[[object, int], dict]
+
+
+def prompts_per_step(cfg: TrainerConfig) -> int:
+    """Prompts per optimizer step (each sampled ``num_generations`` times)."""
+    return cfg.per_device_prompts * cfg.gradient_accumulation_steps
+
+
+def total_steps(cfg: TrainerConfig, n_problems: int) -> int:
+    """Optimizer steps for the budget: fixed (``steps``) or proportional to the subset (``epochs``).
+
+    >>> from ufo_rl.config import TrainerConfig
+    >>> total_steps(TrainerConfig(budget="epochs", epochs=1.0, per_device_prompts=8), 200)
+    25
+    >>> total_steps(TrainerConfig(budget="steps", max_steps=40), 200)
+    40
+    """
+    if cfg.budget == "steps":
+        steps = cfg.max_steps
+    elif cfg.budget == "epochs":
+        steps = math.ceil(cfg.epochs * n_problems / prompts_per_step(cfg))
+    else:
+        raise UserError(f"unknown trainer.budget {cfg.budget!r}; use one of {', '.join(BUDGETS)}")
+    if steps < 1:
+        raise UserError(f"the training budget comes to {steps} steps; raise trainer.max_steps or trainer.epochs")
+    return steps
+
+
+def latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The highest-numbered complete ``checkpoint-N`` folder, or None."""
+    if not ckpt_dir.is_dir():
+        return None
+    done = [p for p in ckpt_dir.glob("checkpoint-*")
+            if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
+    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+class _RewardRecorder:
+    """Wraps the reward callable: remembers each call's zero-advantage fraction and tokens."""
+
+    def __init__(self, reward, group_size: int):
+        self.reward = reward
+        self.group_size = group_size
+        self.__name__ = reward.__name__
+        self.pending: list[float] = []
+        self.tokens = 0
+
+    def __call__(self, completions, answer, completion_ids=None, **kwargs):
+        r = self.reward(completions, answer)
+        self.pending.append(zero_advantage_fraction(r, self.group_size))
+        if completion_ids is not None:
+            self.tokens += sum(len(c) for c in completion_ids)
+        return r
+
+    def take(self) -> float | None:
+        vals, self.pending = self.pending, []
+        return sum(vals) / len(vals) if vals else None
+
+
+def _callbacks(recorder: _RewardRecorder, log_path: Path, eval_fn: EvalFn | None, eval_every: int,
+               curve: list, t0: float):
+    from transformers import TrainerCallback
+
+    class Recorder(TrainerCallback):
+        """Turns each TRL log entry into one ``train.jsonl`` row; runs the periodic eval."""
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = logs or {}
+            if "reward" not in logs:  # the final summary entry (train_runtime, ...)
+                return
+            row = {
+                "step": state.global_step,
+                "reward_mean": logs.get("reward"),
+                "reward_std": logs.get("reward_std"),
+                "zero_adv_frac": recorder.take(),
+                "kl": logs.get("kl"),
+                "loss": logs.get("loss"),
+                "learning_rate": logs.get("learning_rate"),
+                "tokens": logs.get("num_tokens"),
+                "completion_tokens": recorder.tokens,
+                "mean_length": logs.get("completions/mean_length"),
+                "clipped_ratio": logs.get("completions/clipped_ratio"),
+                "entropy": logs.get("entropy"),
+                "wall_seconds": round(time.perf_counter() - t0, 3),
+            }
+            with open(log_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if eval_fn and eval_every and state.global_step % eval_every == 0:
+                was = model.training
+                model.eval()
+                with torch.no_grad():
+                    res = eval_fn(model, state.global_step)
+                model.train(was)
+                curve.append({"step": state.global_step, **(res or {})})
+
+    return [Recorder()]
+
+
+def grpo_args(cfg: TrainerConfig, out_dir: Path, steps: int, seed: int, progress: bool):
+    """The ``trl.GRPOConfig`` for a run (checkpoints under ``out_dir/checkpoints``)."""
+    from trl import GRPOConfig
+
+    on_gpu = torch.cuda.is_available()
+    kw = dict(
+        output_dir=str(out_dir / CHECKPOINTS),
+        max_steps=steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_ratio=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        num_generations=cfg.num_generations,
+        per_device_train_batch_size=cfg.per_device_prompts * cfg.num_generations,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        beta=cfg.beta,
+        loss_type=cfg.loss_type,
+        scale_rewards=cfg.scale_rewards,
+        mask_truncated_completions=cfg.mask_truncated_completions,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        gradient_checkpointing=False,
+        bf16=cfg.bf16 and on_gpu,
+        fp16=False,
+        use_cpu=not on_gpu,
+        use_vllm=cfg.use_vllm,
+        seed=seed,
+        data_seed=seed,
+        report_to="none",
+        disable_tqdm=not progress,
+        log_completions=False,
+        dataloader_num_workers=0,
+    )
+    kw.update(cfg.extra)
+    return GRPOConfig(**kw)
+
+
+def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerConfig,
+               model_cfg: ModelConfig, out_dir: Path, seed: int, eval_fn: EvalFn | None = None,
+               progress: bool = True, reward_fn: Callable[..., list[float]] | None = None) -> dict:
+    """Run GRPO on ``train_problems`` from the model folder ``model_path``.
+
+    Writes ``out_dir/train.jsonl`` (one row per logged step), checkpoints under
+    ``out_dir/checkpoints`` and the final model + tokenizer under ``out_dir/final``. If a
+    checkpoint is there already the run resumes from it (``resumed: True``).
+    ``eval_fn(model, step) -> dict`` runs every ``cfg.eval_every`` steps; its results come back
+    as ``curve``. ``reward_fn`` replaces the default correctness reward (tests use it).
+    """
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM  # noqa: F401  (fails early if missing)
+    from trl import GRPOTrainer
+
+    if not train_problems:
+        raise UserError("the training subset is empty; check the selector's fraction and the pool")
+    if cfg.name != "grpo":
+        raise UserError(f"unknown trainer.name {cfg.name!r}; only 'grpo' is available")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    steps = total_steps(cfg, len(train_problems))
+    tok = load_tokenizer(model_path, model_cfg)
+    rows = [{"prompt": build_prompt(tok, p.question, model_cfg.system_prompt), "answer": p.answer}
+            for p in train_problems]
+    dataset = Dataset.from_list(rows)
+
+    resume = latest_checkpoint(out_dir / CHECKPOINTS)
+    log_path = out_dir / TRAIN_LOG
+    if resume is None and log_path.exists():
+        log_path.unlink()  # a fresh run starts a fresh log
+    elif resume is not None and log_path.exists():
+        _truncate_log(log_path, int(resume.name.split("-")[-1]))
+
+    reward = reward_fn or combined_reward(
+        strict=True, format_weight=cfg.format_reward_weight if cfg.format_reward else 0.0)
+    recorder = _RewardRecorder(reward, cfg.num_generations)
+    curve: list[dict] = []
+    t0 = time.perf_counter()
+    args = grpo_args(cfg, out_dir, steps, seed, progress)
+    trainer = GRPOTrainer(
+        model=model_path,
+        reward_funcs=[recorder],
+        args=args,
+        train_dataset=dataset,
+        processing_class=tok,
+        callbacks=_callbacks(recorder, log_path, eval_fn, cfg.eval_every, curve, t0),
+    )
+    trainer.train(resume_from_checkpoint=True if resume is not None else None)
+    training_seconds = time.perf_counter() - t0
+
+    final = out_dir / FINAL
+    trainer.save_model(str(final))
+    tok.save_pretrained(str(final))
+
+    history = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    zero = [r["zero_adv_frac"] for r in history if r.get("zero_adv_frac") is not None]
+    rewards = [r["reward_mean"] for r in history if r.get("reward_mean") is not None]
+    k = max(1, len(rewards) // 10)  # first and last tenth, so one noisy step does not decide
+    return {
+        "training_seconds": training_seconds,
+        "steps": trainer.state.global_step,
+        "n_train": len(train_problems),
+        "prompts_per_step": prompts_per_step(cfg),
+        "resumed": resume is not None,
+        "resumed_from": str(resume) if resume else None,
+        "final_model_path": str(final),
+        "zero_adv_frac_mean": sum(zero) / len(zero) if zero else None,
+        "reward_first": sum(rewards[:k]) / k if rewards else None,
+        "reward_last": sum(rewards[-k:]) / k if rewards else None,
+        "curve": curve,
+        "threads": torch.get_num_threads(),
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }
+
+
+def _truncate_log(log_path: Path, step: int) -> None:
+    """Drop rows logged after the checkpoint a resumed run restarts from."""
+    keep = [line for line in log_path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    log_path.write_text("".join(line + "\n" for line in keep))
