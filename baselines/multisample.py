@@ -17,7 +17,7 @@ def make_generator(ctx):
     return ctx.generator if ctx.generator is not None else HFGenerator(ctx.model, ctx.tok, batch_size=ctx.cfg.batch_size)
 
 
-@register_scorer("multisample", signal="pass_rate", key_fields=("k", "temperature"))
+@register_scorer("multisample", signal="pass_rate", samples=True, key_fields=("k", "temperature"))
 def score_multisample(ctx, problems) -> ScoreChunk:
     """Pass rate over ``k`` samples per prompt; every sample is kept."""
     t0 = _sync_time(ctx)

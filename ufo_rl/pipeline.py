@@ -106,6 +106,19 @@ class Job:
             self._model = load_model(self.cfg.model, self.cfg.progress)
         return self._model
 
+    def vllm(self, info: dict):
+        """The vLLM engine for sampling scorers (GPU only), built once; its load time recorded."""
+        if getattr(self, "_vllm", None) is None:
+            from ufo_rl.generation import VLLMGenerator
+            from ufo_rl.models import resolve_model_path
+
+            t0 = time.perf_counter()
+            self._vllm = VLLMGenerator(resolve_model_path(self.cfg.model, self.cfg.progress),
+                                       dtype=self.cfg.model.dtype,
+                                       gpu_memory_utilization=self.cfg.model.vllm_gpu_memory_utilization)
+            info.update(load_seconds=time.perf_counter() - t0, device="cuda", backend="vllm")
+        return self._vllm
+
     # ---- scoring and selection ---------------------------------------------------------------
     def select(self, pool: list[Problem]) -> tuple[pd.DataFrame, dict]:
         from ufo_rl.cache import cache_key, score_with_cache
@@ -121,11 +134,14 @@ class Job:
         info: dict = {}
 
         def score_chunk(chunk):
-            model, tok = None, None
-            if scorer.needs_model:
+            model, tok, generator = None, None, None
+            if scorer.needs_model and scorer.samples and cfg.model.generation_backend == "vllm":
+                tok, generator = self._tok(), self.vllm(info)
+            elif scorer.needs_model:
                 model, tok, load_info = self.model()
                 info.update(load_info)
-            return scorer.fn(ScoreContext(model, tok, cfg.model, cfg.selector, cfg.progress), chunk)
+            ctx = ScoreContext(model, tok, cfg.model, cfg.selector, cfg.progress, generator)
+            return scorer.fn(ctx, chunk)
 
         folder = _cache_root(cfg) / f"{scorer.name}-{key}"
         df, cost, samples, status = score_with_cache(folder, pool, score_chunk, progress=cfg.progress)

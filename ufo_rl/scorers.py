@@ -50,6 +50,8 @@ class Scorer:
     needs_model: bool
     # the column the selection rule reads by default
     signal: str | None
+    # whether it samples completions (then a vLLM generator can stand in for the HF model)
+    samples: bool = False
     # which config fields change the scores (the cache key); fields that only change speed
     # (batch size, bucketing) are left out so a faster rerun still hits the cache
     key_fields: tuple[str, ...] = ()
@@ -60,9 +62,9 @@ COLUMNS = ("prompt", "target", "logprob_mean", "confidence", "pass_rate", "n_sam
 
 
 def register_scorer(name: str, needs_model: bool = True, signal: str | None = None,
-                    key_fields: tuple[str, ...] = ()):
+                    samples: bool = False, key_fields: tuple[str, ...] = ()):
     def deco(fn):
-        SCORERS[name] = Scorer(name, fn, needs_model, signal, key_fields)
+        SCORERS[name] = Scorer(name, fn, needs_model, signal, samples, key_fields)
         return fn
 
     return deco

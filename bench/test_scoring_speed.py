@@ -1,0 +1,100 @@
+"""UFO single-pass scoring against K=8 multi-sample pass rates, timed side by side.
+
+Run: ``make bench`` (or ``pytest bench/ --benchmark-only``). The two methods score the same
+prompts with the same loaded model, dtype and batch policy; model loading is outside the timed
+region, as in the paper. The ratio is printed and written to ``results/bench/scoring_speed.json``.
+Sizes: ``UFO_BENCH_N`` prompts of the embedded pool (default 256), and the first
+``UFO_BENCH_GSM8K_N`` GSM8K train prompts (default 64) when ../shared/data is present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ufo_rl.config import SelectorConfig
+from ufo_rl.data.arith import embedded_splits
+from ufo_rl.scorers import ScoreContext, get_scorer
+
+N_EMBEDDED = int(os.environ.get("UFO_BENCH_N", "256"))
+N_GSM8K = int(os.environ.get("UFO_BENCH_GSM8K_N", "64"))
+MIN_SPEEDUP = 50.0  # issue 3: UFO at least 50x faster than multisample at K=8 on the embedded default
+RESULTS: dict[str, dict] = {}
+OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
+
+
+def _gsm8k_problems(n):
+    from conftest import SHARED_DATA
+
+    from ufo_rl.config import DatasetConfig
+    from ufo_rl.data.loaders import load_problems
+
+    path = SHARED_DATA / "gsm8k" / "train.jsonl"
+    if not path.exists():
+        pytest.skip("../shared/data/gsm8k is absent")
+    return load_problems(DatasetConfig(kind="jsonl", name="gsm8k", path=str(path),
+                                       answer_extraction="gsm8k", limit=n))
+
+
+def _problems(pool: str):
+    return embedded_splits(0, N_EMBEDDED, 10)["pool"] if pool == "embedded" else _gsm8k_problems(N_GSM8K)
+
+
+def _run(benchmark, default_model, pool, method, rounds, max_new_tokens=None):
+    from dataclasses import replace
+
+    model, tok, mcfg, info = default_model
+    if max_new_tokens:
+        mcfg = replace(mcfg, max_new_tokens=max_new_tokens)
+    problems = _problems(pool)
+    sel = SelectorConfig(name=method, k=8, temperature=1.0, batch_size=64 if method == "ufo" else 256)
+    scorer = get_scorer(method)
+    ctx = ScoreContext(model, tok, mcfg, sel)
+    out = {}
+
+    def once():
+        t0 = time.perf_counter()
+        out["chunk"] = scorer.fn(ctx, problems)
+        return time.perf_counter() - t0
+
+    benchmark.pedantic(once, rounds=rounds, iterations=1, warmup_rounds=1 if method == "ufo" else 0)
+    chunk = out["chunk"]
+    RESULTS[f"{pool}/{method}"] = {
+        "seconds": benchmark.stats.stats.min, "n_prompts": len(problems),
+        "forward_tokens": chunk.forward_tokens, "generated_tokens": chunk.generated_tokens,
+        "generated_tokens_per_second": chunk.generated_tokens / benchmark.stats.stats.min,
+        "device": info["device"], "dtype": info["dtype"], "torch_threads": info["torch_threads"],
+    }
+
+
+@pytest.mark.parametrize("method,rounds", [("ufo", 3), ("multisample", 1)])
+def test_embedded_scoring(benchmark, default_model, method, rounds):
+    benchmark.group = "embedded pool"
+    _run(benchmark, default_model, "embedded", method, rounds)
+
+
+@pytest.mark.parametrize("method,rounds", [("ufo", 3), ("multisample", 1)])
+def test_gsm8k_scoring(benchmark, default_model, method, rounds):
+    benchmark.group = "gsm8k train prompts"
+    _run(benchmark, default_model, "gsm8k", method, rounds, max_new_tokens=256)
+
+
+def test_speedup_ratio():
+    """The ratio of the two timings above, measured in this run; written to results/bench/."""
+    if "embedded/ufo" not in RESULTS or "embedded/multisample" not in RESULTS:
+        pytest.skip("run together with test_embedded_scoring")
+    report = {}
+    for pool in ("embedded", "gsm8k"):
+        if f"{pool}/ufo" in RESULTS and f"{pool}/multisample" in RESULTS:
+            u, m = RESULTS[f"{pool}/ufo"], RESULTS[f"{pool}/multisample"]
+            report[pool] = {"ufo": u, "multisample": m, "speedup": m["seconds"] / u["seconds"]}
+            print(f"\n{pool}: ufo {u['seconds']:.2f}s, multisample K=8 {m['seconds']:.2f}s "
+                  f"({m['generated_tokens_per_second']:.0f} generated tok/s): "
+                  f"speedup {report[pool]['speedup']:.1f}x")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "scoring_speed.json").write_text(json.dumps(report, indent=2))
+    assert report["embedded"]["speedup"] >= MIN_SPEEDUP, report["embedded"]
