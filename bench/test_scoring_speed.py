@@ -25,11 +25,10 @@ N_GSM8K = int(os.environ.get("UFO_BENCH_GSM8K_N", "64"))
 MIN_SPEEDUP = 50.0  # issue 3: UFO at least 50x faster than multisample at K=8 on the embedded default
 RESULTS: dict[str, dict] = {}
 OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _gsm8k_problems(n):
-    from conftest import SHARED_DATA
-
     from ufo_rl.config import DatasetConfig
     from ufo_rl.data.loaders import load_problems
 

@@ -212,6 +212,11 @@ def register_configs() -> None:
 
 
 def to_run_config(cfg) -> RunConfig:
-    """Convert a composed DictConfig once; raises on missing or mistyped values."""
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), cfg))
+    """Convert a composed DictConfig once; raises on unknown, missing or mistyped values.
+
+    The composed config is flattened to plain containers first, so a key that Hydra let through
+    with ``+key=value`` is still checked against the schema here.
+    """
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), plain))
 
