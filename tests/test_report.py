@@ -1,0 +1,313 @@
+"""The report and the CI check on synthetic run folders: numbers, figures, exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from ufo_rl.report import (
+    build_report,
+    correlation_table,
+    load_runs,
+    pass_rate_distribution_table,
+    selection_hash,
+    to_markdown,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+N, K, KEEP = 200, 8, 20
+SECONDS = {"ufo": 2.0, "multisample": 50.0}
+# final greedy accuracy per selector and seed; before training every run starts at 0.40
+FINAL = {("ufo", 0): 0.60, ("ufo", 1): 0.64, ("multisample", 0): 0.55, ("multisample", 1): 0.51}
+TRAIN_SECONDS = {("ufo", 0): 100.0, ("ufo", 1): 110.0, ("multisample", 0): 90.0, ("multisample", 1): 96.0}
+
+
+def pool_signals() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    ability = rng.uniform(0, 1, N)
+    return pd.DataFrame({
+        "id": [f"q{i:03d}" for i in range(N)],
+        "difficulty": pd.array(rng.integers(1, 4, N), dtype="Int64"),
+        "confidence": np.clip(ability + rng.normal(0, 0.15, N), 0.01, 1),
+        "pass_rate": np.rint(np.clip(ability + rng.normal(0, 0.2, N), 0, 1) * K) / K,
+    })
+
+
+def top_mid(s: np.ndarray, seed: int) -> np.ndarray:
+    """Independent Top-Mid: the KEEP values closest to the mean, ties by a seeded order."""
+    tie = np.random.default_rng(seed).permutation(len(s))
+    order = np.lexsort((tie, np.abs(s - s.mean())))
+    keep = np.zeros(len(s), dtype=bool)
+    keep[order[:KEEP]] = True
+    return keep
+
+
+def write_run(root: Path, selector: str, seed: int, experiment: str = "exp", rule: str = "top_mid",
+              bin_index: int = 0, final: float | None = None, status: str = "done") -> Path:
+    d = root / experiment / (f"{selector}-{rule}{bin_index}-seed{seed}" if rule == "bin" else f"{selector}-seed{seed}")
+    d.mkdir(parents=True)
+    pool = pool_signals()
+    signal = "confidence" if selector == "ufo" else "pass_rate"
+    s = pool[signal].to_numpy()
+    if rule == "bin":
+        keep = np.zeros(N, dtype=bool)
+        keep[np.argsort(s, kind="stable")[bin_index * KEEP:(bin_index + 1) * KEEP]] = True
+    else:
+        keep = top_mid(s, seed)
+    scores = pd.DataFrame({
+        "id": pool["id"], "prompt": "p", "target": "t",
+        "logprob_mean": np.log(pool["confidence"]) if selector == "ufo" else None,
+        "confidence": pool["confidence"] if selector == "ufo" else None,
+        "pass_rate": pool["pass_rate"] if selector == "multisample" else None,
+        "n_samples": K if selector == "multisample" else None,
+        "score": 1 - (s - s.mean()) ** 2, "selected": keep, "difficulty": pool["difficulty"],
+        "selector": selector})
+    scores.to_parquet(d / "scores.parquet", index=False)
+    cfg = {"name": selector, "fraction": 0.1, "rule": rule, "target": "answer", "k": K, "n_bins": 10,
+           "bin_index": bin_index, "signal": None}
+    secs = SECONDS[selector]
+    gen = 40000 if selector == "multisample" else 0
+    (d / "scoring.json").write_text(json.dumps({
+        "method": selector, "scoring_seconds": secs, "load_seconds": 0.5, "n_prompts": N,
+        "forward_tokens": 10000, "generated_tokens": gen, "tokens_per_second": (10000 + gen) / secs,
+        "prompts_per_second": N / secs, "cached": seed > 0, "cache_key": f"key-{selector}",
+        "device": "cpu", "device_name": "cpu", "dtype": "float32", "batch_size": 64,
+        "model": "/cache/models/tiny-abc", "model_fingerprint": "mfp", "dataset": "embedded",
+        "dataset_fingerprint": "dfp", "rule": rule, "signal": signal, "fraction": 0.1,
+        "n_selected": int(keep.sum()), "selector_config": cfg}))
+    acc = FINAL.get((selector, seed), 0.5) if final is None else final
+    bench = {"n": 100, "k": 4, "per_level": {}}
+    (d / "eval.json").write_text(json.dumps({
+        "before": {"test": {**bench, "accuracy": 0.40, "avg_at_k": 0.30}},
+        "final": {"test": {**bench, "accuracy": acc, "avg_at_k": acc - 0.1}},
+        "best": {"test": {**bench, "accuracy": acc + 0.01, "avg_at_k": acc - 0.1}},
+        "best_step": 5, "final_step": 10,
+        "curve": [{"step": 5, "test/accuracy": (0.40 + acc) / 2, "test/n": 100}]}))
+    train = TRAIN_SECONDS.get((selector, seed), 50.0)
+    (d / "timing.json").write_text(json.dumps({
+        "scoring_seconds": secs, "training_seconds": train, "end_to_end_seconds": secs + train,
+        "total_seconds": secs + train + 5}))
+    with open(d / "train.jsonl", "w") as f:
+        f.writelines(json.dumps({"step": step, "reward_mean": 0.3 + 0.02 * step, "reward_std": 0.1}) + "\n"
+                     for step in range(1, 11))
+    (d / "meta.json").write_text(json.dumps({
+        "experiment": experiment, "selector": selector, "seed": seed, "rule": rule, "fraction": 0.1,
+        "n_pool": N, "n_selected": int(keep.sum()), "budget": "steps", "stage": "all",
+        "model": "/cache/models/tiny-abc", "dataset": "embedded", "train": {"steps": 10},
+        "status": status}))
+    return d
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    root = tmp_path / "runs"
+    for sel in ("ufo", "multisample"):
+        for seed in (0, 1):
+            write_run(root, sel, seed)
+    # an unfinished job with absurd numbers: it must not move any table
+    write_run(root, "ufo", 7, final=0.0, status="running")
+    (root / "exp" / "ufo-seed7" / "scoring.json").write_text(json.dumps({
+        "method": "ufo", "scoring_seconds": 1e-3, "n_prompts": N, "cache_key": "other"}))
+    # a folder a job never finished writing: no meta.json at all
+    (root / "exp" / "crashed-seed0").mkdir()
+    return root
+
+
+def test_unfinished_runs_are_ignored(runs):
+    loaded = load_runs(runs)
+    assert sorted((r.selector, r.meta["seed"]) for r in loaded) == [
+        ("multisample", 0), ("multisample", 1), ("ufo", 0), ("ufo", 1)]
+
+
+def test_tables(runs, tmp_path):
+    out = tmp_path / "out"
+    written = build_report(runs, out)
+    assert out / "tables" / "accuracy.md" in written
+
+    cost = pd.read_csv(out / "tables" / "scoring_cost.csv")
+    assert len(cost) == 2  # two seeds share one scoring each: deduplicated by cache key
+    ufo = cost[cost["method"] == "ufo"].iloc[0]
+    assert ufo["speedup"] == pytest.approx(SECONDS["multisample"] / SECONDS["ufo"])
+    assert cost.loc[cost["method"] == "multisample", "speedup"].iloc[0] == pytest.approx(1.0)
+
+    acc = pd.read_csv(out / "tables" / "accuracy.csv")
+    final = acc[(acc["phase"] == "final")].set_index("variant")
+    for sel in ("ufo", "multisample"):
+        vals = [FINAL[(sel, 0)], FINAL[(sel, 1)]]
+        assert final.loc[sel, "accuracy_mean"] == pytest.approx(np.mean(vals))
+        assert final.loc[sel, "accuracy_std"] == pytest.approx(np.std(vals, ddof=1))
+        assert final.loc[sel, "gain_mean"] == pytest.approx(np.mean(vals) - 0.40)
+        assert final.loc[sel, "n_seeds"] == 2
+    assert set(acc["phase"]) == {"before", "final", "best"}
+    assert "0.62 ± 0.02828" in (out / "tables" / "accuracy.md").read_text()
+
+    tt = pd.read_csv(out / "tables" / "training_time.csv").set_index("variant")
+    assert tt.loc["ufo", "training_seconds_mean"] == pytest.approx(105.0)
+    assert tt.loc["ufo", "end_to_end_seconds"] == pytest.approx(105.0 + SECONDS["ufo"])
+    assert tt.loc["multisample", "scoring_seconds"] == pytest.approx(SECONDS["multisample"])
+    assert tt.loc["ufo", "steps"] == 10
+
+
+def test_correlation_and_overlap(runs):
+    loaded = load_runs(runs)
+    corr = correlation_table(loaded)
+    assert list(corr["seed"]) == [0, 1]  # paired by seed only, not across seeds
+    pool = pool_signals()
+    rho = spearmanr(pool["confidence"], pool["pass_rate"]).statistic
+    assert corr["spearman"].to_numpy() == pytest.approx([rho, rho])
+    for _, row in corr.iterrows():
+        a = top_mid(pool["confidence"].to_numpy(), int(row["seed"]))
+        b = top_mid(pool["pass_rate"].to_numpy(), int(row["seed"]))
+        both = int((a & b).sum())
+        assert row["overlap"] == both
+        assert row["jaccard"] == pytest.approx(both / int((a | b).sum()))
+        assert row["expected_overlap"] == pytest.approx(KEEP * KEEP / N)
+
+
+def test_pass_rate_distribution(runs):
+    dist = pass_rate_distribution_table(load_runs(runs))
+    pool = pool_signals()
+    whole = dist[dist["level"] == "all"].iloc[0]
+    assert whole["n"] == N and whole["k"] == K
+    for j in range(K + 1):
+        assert whole[f"{j}/{K}"] == pytest.approx(np.mean(np.isclose(pool["pass_rate"], j / K)))
+    lv2 = dist[dist["level"] == "2"].iloc[0]
+    assert lv2["n"] == int((pool["difficulty"] == 2).sum())
+    assert dist[[f"{j}/{K}" for j in range(K + 1)]].sum(axis=1).to_numpy() == pytest.approx(1.0)
+
+
+def test_figures_are_written(runs, tmp_path):
+    for b in (0, 1):
+        for seed in (0, 1):
+            write_run(runs, "ufo", seed, experiment="bins", rule="bin", bin_index=b, final=0.45 + 0.1 * b + 0.01 * seed)
+    out = tmp_path / "out"
+    build_report(runs, out)
+    for name in ("confidence_vs_pass_rate", "signal_histograms", "training_curves", "accuracy_bars",
+                 "bin_ablation"):
+        png = out / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, name
+    bins = pd.read_csv(out / "tables" / "bin_ablation.csv")
+    assert bins["gain_mean"].to_numpy() == pytest.approx([0.055, 0.155])
+    assert bins["signal_lo"].iloc[0] <= bins["signal_hi"].iloc[0] <= bins["signal_lo"].iloc[1]
+
+
+def test_absent_inputs_are_skipped(tmp_path):
+    root = tmp_path / "runs"
+    d = write_run(root, "ufo", 0)
+    (d / "eval.json").unlink()
+    (d / "train.jsonl").unlink()
+    out = tmp_path / "out"
+    (out / "tables").mkdir(parents=True)
+    (out / "tables" / "accuracy.csv").write_text("stale")  # from an earlier report
+    written = {p.name for p in build_report(root, out)}
+    assert {"scoring_cost.csv", "signal_histograms.png"} <= written
+    assert not written & {"accuracy.csv", "correlation.csv", "accuracy_bars.png", "training_curves.png"}
+    assert not (out / "tables" / "accuracy.csv").exists()
+
+
+def test_markdown_formatter():
+    md = to_markdown(pd.DataFrame({"name": ["a|b"], "x_mean": [0.5], "x_std": [np.nan], "n": [3]}))
+    assert md.splitlines() == ["| name | x | n |", "| --- | --- | ---: |", "| a\\|b | 0.5 | 3 |"]
+
+
+def test_selection_hash_depends_on_the_set_only():
+    df = pd.DataFrame({"id": ["a", "b", "c"], "selected": [True, False, True]})
+    assert selection_hash(df) == selection_hash(df.iloc[::-1])
+    assert selection_hash(df) != selection_hash(df.assign(selected=[True, True, False]))
+
+
+def _load_check():
+    spec = importlib.util.spec_from_file_location("bench_check", ROOT / "bench" / "check.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+CHECK = _load_check()
+
+
+class Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def _check(*args: str, subprocess_run: bool = False) -> Result:
+    """bench/check.py in this process (fast), or as a real process to see its exit status."""
+    if subprocess_run:
+        res = subprocess.run([sys.executable, str(ROOT / "bench" / "check.py"), *args], check=False,
+                             capture_output=True, text=True, cwd=ROOT, timeout=120)
+        return Result(res.returncode, res.stdout, res.stderr)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = CHECK.main(list(args))
+    return Result(rc, out.getvalue(), err.getvalue())
+
+
+def test_check_passes_on_its_reference_and_fails_on_drift(runs, tmp_path):
+    ref = tmp_path / "ref.json"
+    res = _check("--runs", str(runs), "--reference", str(ref), "--write-reference")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(ref.read_text())
+    assert {e["variant"] for e in data["accuracy"]} == {"ufo", "multisample"}
+    assert data["speedup"][0]["value"] == pytest.approx(25.0)
+    assert data["speedup"][0]["floor"] == pytest.approx(12.5)
+    std = np.std([0.60, 0.64], ddof=1)
+    ufo = next(e for e in data["accuracy"] if e["variant"] == "ufo")
+    assert ufo["band"] == pytest.approx(max(0.02, 3 * std * np.sqrt(2 / 2)))
+    assert len(data["selection"]) == 4
+
+    res = _check("--runs", str(runs), "--reference", str(ref))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "FAIL" not in res.stdout and res.stdout.count("PASS") == 1 + 2 + 4
+
+    # an accuracy moved outside its band
+    ev_path = runs / "exp" / "ufo-seed0" / "eval.json"
+    ev = json.loads(ev_path.read_text())
+    ev["final"]["test"]["accuracy"] = 0.60 + 2 * ufo["band"] * 2  # mean moves by 2 bands
+    ev_path.write_text(json.dumps(ev))
+    res = _check("--runs", str(runs), "--reference", str(ref), subprocess_run=True)
+    assert res.returncode == 1
+    fails = [line for line in res.stdout.splitlines() if line.rstrip().endswith("FAIL")]
+    assert len(fails) == 1 and "exp/ufo test final accuracy" in fails[0]
+    assert "reference" in res.stdout and "tolerance" in res.stdout
+    ev["final"]["test"]["accuracy"] = 0.60
+    ev_path.write_text(json.dumps(ev))
+
+    # a different selected set for one seed
+    sc_path = runs / "exp" / "multisample-seed1" / "scores.parquet"
+    sc = pd.read_parquet(sc_path)
+    first_in, first_out = sc.index[sc["selected"]][0], sc.index[~sc["selected"]][0]
+    sc.loc[[first_in, first_out], "selected"] = [False, True]
+    sc.to_parquet(sc_path, index=False)
+    res = _check("--runs", str(runs), "--reference", str(ref))
+    assert res.returncode == 1
+    fails = [line for line in res.stdout.splitlines() if line.rstrip().endswith("FAIL")]
+    assert len(fails) == 1 and "exp/multisample seed 1" in fails[0]
+
+
+def test_check_speedup_floor_and_bad_input(runs, tmp_path):
+    ref = tmp_path / "ref.json"
+    assert _check("--runs", str(runs), "--reference", str(ref), "--write-reference").returncode == 0
+    for seed in (0, 1):  # multi-sample scoring got 4x faster: speedup 6.25 < floor 12.5
+        p = runs / "exp" / f"multisample-seed{seed}" / "scoring.json"
+        sc = json.loads(p.read_text())
+        sc["scoring_seconds"] = SECONDS["multisample"] / 4
+        p.write_text(json.dumps(sc))
+    res = _check("--runs", str(runs), "--reference", str(ref))
+    assert res.returncode == 1
+    assert "speedup" in next(line for line in res.stdout.splitlines() if line.rstrip().endswith("FAIL"))
+
+    res = _check("--runs", str(tmp_path / "nope"), "--reference", str(ref))
+    assert res.returncode == 2 and res.stderr.startswith("error:")
+    res = _check("--runs", str(runs), "--reference", str(tmp_path / "missing.json"))
+    assert res.returncode == 2 and "--write-reference" in res.stderr
