@@ -120,3 +120,41 @@ def test_plan_validates_without_loading_a_model(tmp_path):
     plan = json.loads(r.stdout[r.stdout.index("{"):])
     assert plan["experiment"] == "table5_selection" and plan["selector"] == "ufo"
     assert not (tmp_path / "runs" / "table5_selection" / "ufo-top_mid-seed0").exists()
+
+
+def test_whole_job_trains_evaluates_and_accounts_time(tmp_path, micro_model):
+    from ufo_rl.config import TrainerConfig
+
+    cfg = replace(run_cfg(tmp_path, micro_model), stage="all",
+                  trainer=TrainerConfig(max_steps=2, num_generations=2, per_device_prompts=2,
+                                        max_completion_length=8, save_steps=1, eval_every=1),
+                  eval=EvalConfig(k=2, batch_size=32, max_new_tokens=8, benchmarks={
+                      "embedded": DatasetConfig(kind="embedded", split="test", n_pool=80, n_test=12)}))
+    meta = Job(cfg).run()
+    out = Path(cfg.run_dir)
+    ev = json.loads((out / "eval.json").read_text())
+    for phase in ("before", "final", "best"):
+        m = ev[phase]["embedded"]
+        assert m["n"] == 12 and 0 <= m["accuracy"] <= 1 and 0 <= m["avg_at_k"] <= 1 and m["k"] == 2
+    assert [c["step"] for c in ev["curve"]] == [1, 2] and ev["final_step"] == 2
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert {"reward_mean", "reward_std", "zero_adv_frac", "loss", "learning_rate", "wall_seconds"} <= set(rows[0])
+    timing = json.loads((out / "timing.json").read_text())
+    assert timing["training_seconds"] > 0 and timing["total_seconds"] >= timing["training_seconds"]
+    assert timing["end_to_end_seconds"] == pytest.approx(timing["scoring_seconds"] + timing["training_seconds"])
+    assert (out / "eval_samples" / "final-embedded.jsonl").exists()
+    assert meta["train"]["steps"] == 2 and meta["status"] == "done"
+    # a finished job is not redone
+    again = Job(cfg).run()
+    assert again["status"] == "done" and json.loads((out / "timing.json").read_text()) == timing
+
+
+def test_sweep_under_submitit_local_launcher(tmp_path, micro_model):
+    r = cli("-m", "selector=ufo,random", "stage=select", "hydra/launcher=submitit_local",
+            f"model.name_or_path={micro_model}", "dataset.n_pool=60", "dataset.n_test=10",
+            f"results_dir={tmp_path}", "progress=false")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in ("ufo-top_mid-seed0", "random-random-seed0"):
+        meta = json.loads((tmp_path / "runs" / "default" / name / "meta.json").read_text())
+        assert meta["status"] == "done" and meta["n_selected"] == 6
