@@ -32,4 +32,4 @@ clean-cache:
 	rm -rf results/cache
 
 bench: install
-	$(PY) -m pytest bench/ --benchmark-only -s -p no:cacheprovider
+	$(PY) -m pytest bench/ -s -p no:cacheprovider

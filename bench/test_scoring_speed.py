@@ -1,6 +1,6 @@
 """UFO single-pass scoring against K=8 multi-sample pass rates, timed side by side.
 
-Run: ``make bench`` (or ``pytest bench/ --benchmark-only``). The two methods score the same
+Run: ``make bench`` (or ``pytest bench/ -s``). The two methods score the same
 prompts with the same loaded model, dtype and batch policy; model loading is outside the timed
 region, as in the paper. The ratio is printed and written to ``results/bench/scoring_speed-<UFO_BENCH_TAG>.json``.
 Sizes: ``UFO_BENCH_N`` prompts of the embedded pool (default 256), and the first
@@ -25,7 +25,9 @@ N_GSM8K = int(os.environ.get("UFO_BENCH_GSM8K_N", "64"))
 MIN_SPEEDUP = 50.0  # issue 3: UFO at least 50x faster than multisample at K=8 on the embedded default
 RESULTS: dict[str, dict] = {}
 OUT = Path(__file__).resolve().parents[1] / "results" / "bench"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("UFO_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+UFO_BATCH = int(os.environ.get("UFO_BENCH_UFO_BATCH", "64"))
+MS_BATCH = int(os.environ.get("UFO_BENCH_MS_BATCH", "256"))  # sequences per generate call
 
 
 def _gsm8k_problems(n):
@@ -50,7 +52,7 @@ def _run(benchmark, default_model, pool, method, rounds, max_new_tokens=None):
     if max_new_tokens:
         mcfg = replace(mcfg, max_new_tokens=max_new_tokens)
     problems = _problems(pool)
-    sel = SelectorConfig(name=method, k=8, temperature=1.0, batch_size=64 if method == "ufo" else 256)
+    sel = SelectorConfig(name=method, k=8, temperature=1.0, batch_size=UFO_BATCH if method == "ufo" else MS_BATCH)
     scorer = get_scorer(method)
     ctx = ScoreContext(model, tok, mcfg, sel)
     out = {}
@@ -68,7 +70,7 @@ def _run(benchmark, default_model, pool, method, rounds, max_new_tokens=None):
         "generated_tokens_per_second": chunk.generated_tokens / benchmark.stats.stats.min,
         "device": info["device"], "device_name": info["device_name"], "dtype": info["dtype"],
         "torch_threads": info["torch_threads"], "model": info["bench_model"],
-        "ufo_batch_size": 64, "multisample_batch_size": 256,
+        "ufo_batch_size": UFO_BATCH, "multisample_batch_size": MS_BATCH, "max_new_tokens": mcfg.max_new_tokens,
     }
 
 
