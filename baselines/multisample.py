@@ -14,7 +14,9 @@ from ufo_rl.scorers import ScoreChunk, _sync_time, empty_columns, prompts_for, r
 
 
 def make_generator(ctx):
-    return ctx.generator if ctx.generator is not None else HFGenerator(ctx.model, ctx.tok, batch_size=ctx.cfg.batch_size)
+    if ctx.generator is not None:
+        return ctx.generator
+    return HFGenerator(ctx.model, ctx.tok, batch_size=ctx.cfg.batch_size)
 
 
 @register_scorer("multisample", signal="pass_rate", samples=True, key_fields=("k", "temperature"))

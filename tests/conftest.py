@@ -3,8 +3,9 @@
 The reference benchmarks in ``../shared/data`` are optional: tests that read them take the
 ``shared_data`` / ``shared_problems`` fixtures (or the ``needs_shared_data`` marker) and skip
 cleanly when the folder is absent. Tests use the fixtures rather than ``from conftest import``:
-with several conftest files the module name ``conftest`` is ambiguous. No test downloads anything: the benchmark configs in
-``conf/dataset`` name hub sets, and these helpers point them at the local copies instead.
+with several conftest files the module name ``conftest`` is ambiguous. No test downloads
+anything: the benchmark configs in ``conf/dataset`` name hub sets, and these helpers point them
+at the local copies instead.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ufo_rl.tiny_model import build_config, build_tokenizer, TinyRecipe
+from ufo_rl.tiny_model import TinyRecipe, build_config, build_tokenizer
 
 MICRO = TinyRecipe(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_positions=256)
 

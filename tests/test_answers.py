@@ -167,7 +167,9 @@ def _same_answer(a: str, b: str) -> bool:
     na, nb = to_number(a), to_number(b)
     if na is not None and na == nb:
         return True
-    strip = lambda s: re.sub(r"^[a-z]\s*=\s*", "", s.replace(" ", ""))
+    def strip(s):
+        return re.sub(r"^[a-z]\s*=\s*", "", s.replace(" ", ""))
+
     return strip(a) == strip(b)
 
 

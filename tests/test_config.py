@@ -1,5 +1,7 @@
 """Every config composes onto the typed schema; mistakes fail with Hydra's own error."""
 
+from pathlib import Path
+
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
@@ -8,8 +10,7 @@ from omegaconf.errors import ValidationError
 
 from ufo_rl.config import RunConfig, register_configs, to_run_config
 
-from conftest import CONF_DIR
-
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 register_configs()
 GROUPS = ["model", "dataset", "selector", "trainer", "eval", "experiment"]
 

@@ -13,8 +13,7 @@ from helpers import save_random_model
 from ufo_rl.config import DatasetConfig, EvalConfig, ModelConfig, RunConfig, SelectorConfig
 from ufo_rl.pipeline import Job
 
-from conftest import PROJECT_ROOT
-
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SCORE_COLUMNS = {"id", "prompt", "target", "logprob_mean", "confidence", "pass_rate", "n_samples",
                  "score", "selected", "difficulty"}
 SCORING_KEYS = {"method", "scoring_seconds", "load_seconds", "n_prompts", "forward_tokens",

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -71,11 +71,12 @@ def score_with_cache(
             out = score_chunk(chunk)
             df = pd.DataFrame(out.columns)
             df.insert(0, "id", [p.id for p in chunk])
-            _atomic_write(vals, lambda t: df.to_parquet(t, index=False))
-            _atomic_write(samp, lambda t: t.write_text("".join(json.dumps(s) + "\n" for s in out.samples)))
             rec = {"seconds": out.seconds, "forward_tokens": out.forward_tokens,
                    "generated_tokens": out.generated_tokens, "n": len(chunk)}
-            _atomic_write(meta, lambda t: t.write_text(json.dumps(rec)))
+            lines = "".join(json.dumps(s) + "\n" for s in out.samples)
+            _atomic_write(vals, lambda t, df=df: df.to_parquet(t, index=False))
+            _atomic_write(samp, lambda t, lines=lines: t.write_text(lines))
+            _atomic_write(meta, lambda t, rec=rec: t.write_text(json.dumps(rec)))  # marks the chunk done
         frames.append(pd.read_parquet(vals))
         samples.extend(json.loads(line) for line in samp.read_text().splitlines() if line)
         cost["scoring_seconds"] += rec["seconds"]
