@@ -87,6 +87,11 @@ def make_plan(cfg: RunConfig) -> dict:
     }
 
 
+def is_main_process() -> bool:
+    """False on the non-zero ranks of a multi-process launch (``accelerate launch``, torchrun)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _cache_root(cfg: RunConfig) -> Path:
     return Path(cfg.cache_dir or Path(cfg.results_dir) / "cache").expanduser()
 
@@ -118,6 +123,14 @@ class Job:
                                        gpu_memory_utilization=self.cfg.model.vllm_gpu_memory_utilization)
             info.update(load_seconds=time.perf_counter() - t0, device="cuda", backend="vllm")
         return self._vllm
+
+    def release_model(self) -> None:
+        if self._model is not None:
+            import torch
+
+            self._model = None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
 
     # ---- scoring and selection ---------------------------------------------------------------
     def select(self, pool: list[Problem]) -> tuple[pd.DataFrame, dict]:
@@ -201,6 +214,8 @@ class Job:
         }
         self.timing["scoring_seconds"] = secs
         self.timing["scoring_cached"] = status["cached"]
+        if not is_main_process():  # under `accelerate launch` every rank selects, rank 0 writes
+            return df, scoring
         df.to_parquet(self.dir / "scores.parquet", index=False)
         write_json(self.dir / "scoring.json", scoring)
         if samples:
@@ -256,6 +271,8 @@ class Job:
         best: dict = {}
 
         def eval_fn(model, step: int) -> dict:
+            if not is_main_process():
+                return {}
             metrics = self.evaluate(model, self._tok(), benches, f"step{step}")
             first = next(iter(metrics.values()), {})
             curve.append({"step": step, **{f"{b}/{m}": v for b, d in metrics.items()
@@ -303,9 +320,12 @@ class Job:
                 "provenance": provenance()}
         if cfg.stage in ("train", "all"):
             t0 = time.perf_counter()
-            before = self.evaluate_before(benches)
+            before = self.evaluate_before(benches) if is_main_process() else {}
             self.timing["eval_before_seconds"] = time.perf_counter() - t0
+            self.release_model()  # training loads its own copy; free the scoring model first
             result, best = self.train(subset, benches)
+            if not is_main_process():
+                return {"status": "done", "rank": os.environ.get("RANK")}
             self.timing["training_seconds"] = result["training_seconds"]
             from ufo_rl.models import load_model
 
