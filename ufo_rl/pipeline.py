@@ -263,28 +263,33 @@ class Job:
 
     # ---- training ----------------------------------------------------------------------------
     def train(self, subset: list[Problem], benches) -> tuple[dict, dict]:
+        """GRPO on the subset. Returns (training result with a flat eval ``curve``, best periodic
+        eval as ``{"step", "metrics"}`` or ``{}``). The curve comes from the trainer's own log, so a
+        resumed run keeps the evaluations made before the interruption."""
         from ufo_rl.models import resolve_model_path
         from ufo_rl.train import train_grpo
 
         cfg = self.cfg
-        curve: list[dict] = []
-        best: dict = {}
 
         def eval_fn(model, step: int) -> dict:
             if not is_main_process():
                 return {}
-            metrics = self.evaluate(model, self._tok(), benches, f"step{step}")
-            first = next(iter(metrics.values()), {})
-            curve.append({"step": step, **{f"{b}/{m}": v for b, d in metrics.items()
-                                           for m, v in d.items() if isinstance(v, (int, float))}})
-            if not best or first.get("accuracy", -1) > best["metrics"][next(iter(metrics))]["accuracy"]:
-                best.update(step=step, metrics=metrics)
-            return metrics
+            return self.evaluate(model, self._tok(), benches, f"step{step}")
 
         result = train_grpo(resolve_model_path(cfg.model, cfg.progress), subset, cfg.trainer, cfg.model,
                             self.dir, cfg.seed, eval_fn=eval_fn if cfg.trainer.eval_every else None,
                             progress=cfg.progress)
-        result["curve"] = curve
+        evals = [(row["step"], {b: m for b, m in row.items() if isinstance(m, dict)})
+                 for row in result.get("curve", [])]
+        evals = [(step, metrics) for step, metrics in evals if metrics]
+        result["curve"] = [{"step": step, **{f"{b}/{k}": v for b, m in metrics.items()
+                                             for k, v in m.items() if isinstance(v, (int, float))}}
+                           for step, metrics in evals]
+        best: dict = {}
+        for step, metrics in evals:
+            first = next(iter(metrics))
+            if not best or metrics[first]["accuracy"] > best["metrics"][first]["accuracy"]:
+                best = {"step": step, "metrics": metrics}
         return result, best
 
     def _tok(self):
