@@ -73,6 +73,7 @@ def test_cache_reuses_the_folder(built, monkeypatch):
     assert (path / RECIPE_FILE).stat().st_mtime_ns == mtime
 
 
+@pytest.mark.slow  # two builds
 def test_interrupted_build_leaves_no_half_folder(tmp_path, monkeypatch):
     from transformers import PreTrainedTokenizerFast
 

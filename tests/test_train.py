@@ -40,8 +40,8 @@ def problems(n: int = 8) -> list[Problem]:
 
 
 def digit_share(completions, answer, **kw) -> list[float]:
-    """Learnable from scratch: the share of characters that are the digit 7."""
-    return [sum(ch == "7" for ch in c) / max(1, len(c)) for c in completions]
+    """Learnable from scratch: the share of characters that are digits (about 0.1 at random)."""
+    return [sum(ch.isdigit() for ch in c) / max(1, len(c)) for c in completions]
 
 
 def cfg(**kw) -> TrainerConfig:
@@ -108,7 +108,7 @@ def test_resume_from_checkpoint(tiny_path, tmp_path):
 
 @pytest.mark.slow
 def test_learnable_reward_rises(tiny_path, tmp_path):
-    """GRPO must climb a reward the random model can learn (emit the digit 7)."""
+    """GRPO must climb a reward the random model can learn (emit digits)."""
     res = train_grpo(tiny_path, problems(16), cfg(max_steps=30, per_device_prompts=4, learning_rate=3e-3,
                                                   save_steps=1000, num_generations=4),
                      ModelConfig(), tmp_path / "run", seed=0, progress=False, reward_fn=digit_share)

@@ -35,7 +35,7 @@ class TinyConfig:
     intermediate_size: int = 768
     max_positions: int = 256
     sft_levels: List[int] = field(default_factory=lambda: [1, 2, 3, 4])
-    sft_steps: int = 700
+    sft_steps: int = 600
     batch_size: int = 64
     lr: float = 2e-3
     warmup_steps: int = 30
@@ -133,7 +133,7 @@ class TrainerConfig:
     # steps: every selector gets max_steps optimizer steps (equal compute);
     # epochs: every selector gets `epochs` passes over its subset (full data costs more steps)
     budget: str = "steps"
-    max_steps: int = 200
+    max_steps: int = 60
     epochs: float = 1.0
     learning_rate: float = 1e-5
     lr_scheduler_type: str = "constant"
@@ -142,7 +142,7 @@ class TrainerConfig:
     max_grad_norm: float = 1.0
     num_generations: int = 8
     # prompts per optimizer step = per_device_prompts * gradient_accumulation_steps
-    per_device_prompts: int = 4
+    per_device_prompts: int = 8
     gradient_accumulation_steps: int = 1
     max_prompt_length: int = 512
     max_completion_length: int = 96

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ufo_rl.answers import check
 from ufo_rl.config import EvalConfig, ModelConfig

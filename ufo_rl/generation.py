@@ -7,8 +7,9 @@ backend, imported only when asked for. Both return, per prompt, ``n`` :class:`Co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm

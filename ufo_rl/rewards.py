@@ -17,7 +17,7 @@ the length cap (shared/FINDINGS.md). Paying only completions that stop right at 
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ufo_rl.answers import check
 

@@ -8,8 +8,8 @@ themselves on import. The name is the same string everywhere: the YAML file in
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -14,8 +14,8 @@ the attention mask, so a padded row scores exactly as it would alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -8,7 +8,7 @@ gives a fixed subset and no rule leans on the pool's order.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

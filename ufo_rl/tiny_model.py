@@ -22,7 +22,7 @@ import os
 import random
 import string
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -32,7 +32,7 @@ from ufo_rl.data import arith
 from ufo_rl.errors import UserError
 
 RECIPE_FILE = "ufo_rl_recipe.json"
-RECIPE_VERSION = 1  # bump when the build code changes what a recipe produces
+RECIPE_VERSION = 2  # bump when the build code (or the embedded LEVELS) changes what a recipe produces
 
 SPECIAL = ["<pad>", "<unk>", "<s>", "</s>"]
 CHARS = [c for c in string.printable if c not in "\t\r\x0b\x0c"]  # letters, digits, punctuation, space, \n
@@ -60,7 +60,7 @@ class TinyRecipe:
     intermediate_size: int = 768
     max_positions: int = 256
     sft_levels: tuple[int, ...] = (1, 2, 3, 4)
-    sft_steps: int = 700
+    sft_steps: int = 600
     batch_size: int = 64
     lr: float = 2e-3
     warmup_steps: int = 30

@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
@@ -35,6 +35,7 @@ from ufo_rl.problems import Problem
 from ufo_rl.rewards import combined_reward, zero_advantage_fraction
 
 TRAIN_LOG = "train.jsonl"
+EVAL_CURVE = "eval_curve.jsonl"
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
 BUDGETS = ("steps", "epochs")
@@ -99,7 +100,7 @@ class _RewardRecorder:
 
 
 def _callbacks(recorder: _RewardRecorder, log_path: Path, eval_fn: EvalFn | None, eval_every: int,
-               curve: list, t0: float):
+               curve_path: Path, t0: float):
     from transformers import TrainerCallback
 
     class Recorder(TrainerCallback):
@@ -134,7 +135,8 @@ def _callbacks(recorder: _RewardRecorder, log_path: Path, eval_fn: EvalFn | None
                 with torch.no_grad():
                     res = eval_fn(model, state.global_step)
                 model.train(was)
-                curve.append({"step": state.global_step, **(res or {})})
+                with open(curve_path, "a") as f:
+                    f.write(json.dumps({"step": state.global_step, **(res or {})}) + "\n")
 
     return [Recorder()]
 
@@ -149,7 +151,7 @@ def grpo_args(cfg: TrainerConfig, out_dir: Path, steps: int, seed: int, progress
         max_steps=steps,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler_type,
-        warmup_ratio=cfg.warmup_ratio,
+        warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio of the total steps
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         num_generations=cfg.num_generations,
@@ -207,19 +209,29 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
     tok = load_tokenizer(model_path, model_cfg)
     rows = [{"prompt": build_prompt(tok, p.question, model_cfg.system_prompt), "answer": p.answer}
             for p in train_problems]
+    # TRL 1.x no longer truncates prompts: drop the ones over max_prompt_length instead
+    n_long = 0
+    if cfg.max_prompt_length:
+        keep = [r for r in rows if len(tok(r["prompt"], add_special_tokens=False)["input_ids"])
+                <= cfg.max_prompt_length]
+        n_long, rows = len(rows) - len(keep), keep
+        if not rows:
+            raise UserError(f"every training prompt is longer than trainer.max_prompt_length="
+                            f"{cfg.max_prompt_length} tokens; raise it")
     dataset = Dataset.from_list(rows)
 
     resume = latest_checkpoint(out_dir / CHECKPOINTS)
     log_path = out_dir / TRAIN_LOG
-    if resume is None and log_path.exists():
-        log_path.unlink()  # a fresh run starts a fresh log
-    elif resume is not None and log_path.exists():
-        _truncate_log(log_path, int(resume.name.split("-")[-1]))
+    curve_path = out_dir / EVAL_CURVE
+    for path in (log_path, curve_path):
+        if resume is None and path.exists():
+            path.unlink()  # a fresh run starts fresh logs
+        elif resume is not None and path.exists():
+            _truncate_log(path, int(resume.name.split("-")[-1]))
 
     reward = reward_fn or combined_reward(
         strict=True, format_weight=cfg.format_reward_weight if cfg.format_reward else 0.0)
     recorder = _RewardRecorder(reward, cfg.num_generations)
-    curve: list[dict] = []
     t0 = time.perf_counter()
     args = grpo_args(cfg, out_dir, steps, seed, progress)
     trainer = GRPOTrainer(
@@ -228,7 +240,7 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
         args=args,
         train_dataset=dataset,
         processing_class=tok,
-        callbacks=_callbacks(recorder, log_path, eval_fn, cfg.eval_every, curve, t0),
+        callbacks=_callbacks(recorder, log_path, eval_fn, cfg.eval_every, curve_path, t0),
     )
     trainer.train(resume_from_checkpoint=True if resume is not None else None)
     training_seconds = time.perf_counter() - t0
@@ -237,14 +249,16 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
     trainer.save_model(str(final))
     tok.save_pretrained(str(final))
 
-    history = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    history = _read_jsonl(log_path)
+    curve = _read_jsonl(curve_path)
     zero = [r["zero_adv_frac"] for r in history if r.get("zero_adv_frac") is not None]
     rewards = [r["reward_mean"] for r in history if r.get("reward_mean") is not None]
     k = max(1, len(rewards) // 10)  # first and last tenth, so one noisy step does not decide
     return {
         "training_seconds": training_seconds,
         "steps": trainer.state.global_step,
-        "n_train": len(train_problems),
+        "n_train": len(rows),
+        "n_dropped_long_prompts": n_long,
         "prompts_per_step": prompts_per_step(cfg),
         "resumed": resume is not None,
         "resumed_from": str(resume) if resume else None,
@@ -256,6 +270,12 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
         "threads": torch.get_num_threads(),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
     }
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _truncate_log(log_path: Path, step: int) -> None:
