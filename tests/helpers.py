@@ -6,12 +6,13 @@ from pathlib import Path
 
 import torch
 
-from ufo_rl.tiny_model import TinyRecipe, build_config, build_tokenizer
+from ufo_rl.config import TinyConfig
+from ufo_rl.tiny_model import build_config, build_tokenizer
 
-MICRO = TinyRecipe(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_positions=256)
+MICRO = TinyConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_positions=256)
 
 
-def save_random_model(path: Path, seed: int = 0, recipe: TinyRecipe = MICRO) -> Path:
+def save_random_model(path: Path, seed: int = 0, recipe: TinyConfig = MICRO) -> Path:
     """An untrained char-level Llama with the tiny model's tokenizer and chat template."""
     from transformers import LlamaForCausalLM
 

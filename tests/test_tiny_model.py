@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from ufo_rl import tiny_model
-from ufo_rl.tiny_model import RECIPE_FILE, TinyRecipe, build_tokenizer, ensure_tiny_model
+from ufo_rl.config import TinyConfig
+from ufo_rl.tiny_model import RECIPE_FILE, build_tokenizer, ensure_tiny_model, recipe_key
 
 # A recipe that builds in a few seconds: it proves the pipeline, not the accuracy.
-SMALL = TinyRecipe(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_positions=192,
+SMALL = TinyConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_positions=192,
                    sft_steps=3, batch_size=4, warmup_steps=1, eval_per_level=1)
 
 
@@ -46,9 +48,9 @@ def test_small_recipe_builds_an_hf_folder_that_loads(built):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _, path = built
-    assert path.name == f"tiny-{SMALL.key()}"
+    assert path.name == f"tiny-{recipe_key(SMALL)}"
     info = json.loads((path / RECIPE_FILE).read_text())
-    assert info["recipe_key"] == SMALL.key()
+    assert info["recipe_key"] == recipe_key(SMALL)
     assert set(info["greedy_accuracy_per_level"]) == {str(lv) for lv in range(1, 7)}
     model = AutoModelForCausalLM.from_pretrained(path)
     tok = AutoTokenizer.from_pretrained(path)
@@ -77,7 +79,7 @@ def test_cache_reuses_the_folder(built, monkeypatch):
 def test_interrupted_build_leaves_no_half_folder(tmp_path, monkeypatch):
     from transformers import PreTrainedTokenizerFast
 
-    recipe = TinyRecipe(**{**SMALL.__dict__, "seed": 7})
+    recipe = replace(SMALL, seed=7)
     real_save = PreTrainedTokenizerFast.save_pretrained
 
     def interrupted(self, *a, **k):  # weights written, then the build dies
@@ -86,12 +88,12 @@ def test_interrupted_build_leaves_no_half_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(PreTrainedTokenizerFast, "save_pretrained", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ensure_tiny_model(recipe, tmp_path, progress=False)
-    assert not (tmp_path / f"tiny-{recipe.key()}").exists()
+    assert not (tmp_path / f"tiny-{recipe_key(recipe)}").exists()
     monkeypatch.setattr(PreTrainedTokenizerFast, "save_pretrained", real_save)
     path = ensure_tiny_model(recipe, tmp_path, progress=False)  # a retry builds a complete folder
     assert (path / RECIPE_FILE).exists() and (path / "tokenizer.json").exists()
 
 
 def test_recipe_key_changes_with_the_recipe():
-    assert TinyRecipe().key() != TinyRecipe(sft_steps=TinyRecipe().sft_steps + 1).key()
-    assert TinyRecipe().key() == TinyRecipe().key()
+    assert recipe_key(TinyConfig()) != recipe_key(TinyConfig(sft_steps=TinyConfig().sft_steps + 1))
+    assert recipe_key(TinyConfig()) == recipe_key(TinyConfig())

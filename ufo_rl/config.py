@@ -26,7 +26,7 @@ R1_SYSTEM_PROMPT = (
 
 @dataclass
 class TinyConfig:
-    """Recipe of the embedded tiny model (see ``ufo_rl.tiny_model.TinyRecipe``)."""
+    """Recipe of the embedded tiny model (``ufo_rl/tiny_model.py``): same recipe, same weights."""
 
     seed: int = 0
     hidden_size: int = 256

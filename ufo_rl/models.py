@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -15,20 +14,12 @@ from ufo_rl.errors import UserError
 TINY = "tiny"
 
 
-def tiny_recipe(cfg: ModelConfig):
-    from ufo_rl.tiny_model import TinyRecipe
-
-    d = asdict(cfg.tiny)
-    d["sft_levels"] = tuple(d["sft_levels"])
-    return TinyRecipe(**d)
-
-
 def resolve_model_path(cfg: ModelConfig, progress: bool = True) -> str:
     """A loadable name: the built tiny model's folder, an absolute local folder, or a hub id."""
     if cfg.name_or_path == TINY:
         from ufo_rl.tiny_model import ensure_tiny_model
 
-        return str(ensure_tiny_model(tiny_recipe(cfg), cfg.cache_dir, progress=progress))
+        return str(ensure_tiny_model(cfg.tiny, cfg.cache_dir, progress=progress))
     p = Path(cfg.name_or_path).expanduser()
     if p.exists():
         if not (p / "config.json").exists():

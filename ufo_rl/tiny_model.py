@@ -22,12 +22,13 @@ import os
 import random
 import string
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from ufo_rl.config import TinyConfig
 from ufo_rl.data import arith
 from ufo_rl.errors import UserError
 
@@ -49,27 +50,11 @@ CHAT_TEMPLATE = (
 )
 
 
-@dataclass(frozen=True)
-class TinyRecipe:
-    """Everything that determines the built model. Same recipe, same weights (on one machine)."""
-
-    seed: int = 0
-    hidden_size: int = 256
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_size: int = 768
-    max_positions: int = 256
-    sft_levels: tuple[int, ...] = (1, 2, 3, 4)
-    sft_steps: int = 600
-    batch_size: int = 64
-    lr: float = 2e-3
-    warmup_steps: int = 30
-    weight_decay: float = 0.01
-    eval_per_level: int = 50
-    version: int = RECIPE_VERSION
-
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+def recipe_key(recipe: TinyConfig) -> str:
+    """Content hash of a recipe (and of the build code's version): the cache folder's name."""
+    material = {**asdict(recipe), "version": RECIPE_VERSION}
+    material["sft_levels"] = list(material["sft_levels"])
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def build_tokenizer():
@@ -90,7 +75,7 @@ def build_tokenizer():
     return tok
 
 
-def build_config(recipe: TinyRecipe, tok):
+def build_config(recipe: TinyConfig, tok):
     from transformers import LlamaConfig
 
     return LlamaConfig(
@@ -131,10 +116,10 @@ def _sft_batch(tok, problems, device):
     ids = torch.full((len(seqs), width), tok.pad_token_id)
     lab = torch.full((len(seqs), width), -100)
     att = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, (s, l) in enumerate(zip(seqs, labels)):  # right padding for training
-        ids[i, : len(s)] = torch.tensor(s)
-        lab[i, : len(l)] = torch.tensor(l)
-        att[i, : len(s)] = 1
+    for i, (seq, lab_row) in enumerate(zip(seqs, labels)):  # right padding for training
+        ids[i, : len(seq)] = torch.tensor(seq)
+        lab[i, : len(lab_row)] = torch.tensor(lab_row)
+        att[i, : len(seq)] = 1
     return ids.to(device), att.to(device), lab.to(device)
 
 
@@ -152,7 +137,7 @@ def per_level_accuracy(model, tok, problems, batch_size: int = 128) -> dict[int,
     return {lv: sum(v) / len(v) for lv, v in sorted(by_level.items())}
 
 
-def train_tiny(recipe: TinyRecipe, progress: bool = True):
+def train_tiny(recipe: TinyConfig, progress: bool = True):
     """Build and warm-start a tiny model; returns (model, tokenizer, info)."""
     from transformers import LlamaForCausalLM
 
@@ -199,7 +184,7 @@ def train_tiny(recipe: TinyRecipe, progress: bool = True):
     acc = per_level_accuracy(model, tok, probe)
     info = {
         "recipe": asdict(recipe),
-        "recipe_key": recipe.key(),
+        "recipe_key": recipe_key(recipe),
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "final_sft_loss": loss_val,
         "train_seconds": round(train_seconds, 1),
@@ -210,16 +195,16 @@ def train_tiny(recipe: TinyRecipe, progress: bool = True):
     return model, tok, info
 
 
-def ensure_tiny_model(recipe: TinyRecipe | None = None, cache_dir: str | Path | None = None,
+def ensure_tiny_model(recipe: TinyConfig | None = None, cache_dir: str | Path | None = None,
                       progress: bool = True) -> Path:
     """Path of a built tiny model for ``recipe``, building it on the first call.
 
     The folder is written to a temporary name and renamed when complete, so an interrupted
     build never leaves a half model that a later run would reuse.
     """
-    recipe = recipe or TinyRecipe()
+    recipe = recipe or TinyConfig()
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = root / f"tiny-{recipe.key()}"
+    path = root / f"tiny-{recipe_key(recipe)}"
     if (path / RECIPE_FILE).exists():
         return path
     model, tok, info = train_tiny(recipe, progress=progress)
@@ -230,10 +215,10 @@ def ensure_tiny_model(recipe: TinyRecipe | None = None, cache_dir: str | Path | 
     (tmp / RECIPE_FILE).write_text(json.dumps(info, indent=2))
     try:
         tmp.rename(path)
-    except OSError:  # another process finished first: keep theirs
+    except OSError as err:  # another process finished first: keep theirs
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
         if not (path / RECIPE_FILE).exists():
-            raise UserError(f"could not write the tiny model to {path}; check that the folder is writable")
+            raise UserError(f"could not write the tiny model to {path}; check that the folder is writable") from err
     return path
