@@ -35,7 +35,7 @@ class TinyConfig:
     intermediate_size: int = 768
     max_positions: int = 256
     sft_levels: List[int] = field(default_factory=lambda: [1, 2, 3, 4])
-    sft_steps: int = 600
+    sft_steps: int = 450
     batch_size: int = 64
     lr: float = 2e-3
     warmup_steps: int = 30
