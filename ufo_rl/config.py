@@ -23,6 +23,9 @@ R1_SYSTEM_PROMPT = (
     "<answer> answer here </answer>."
 )
 
+# trainer.budget values: equal optimizer steps per selector, or equal passes over each subset
+BUDGETS = ("steps", "epochs")
+
 
 @dataclass
 class TinyConfig:

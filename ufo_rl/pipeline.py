@@ -21,13 +21,12 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from ufo_rl.config import DatasetConfig, RunConfig
+from ufo_rl.config import BUDGETS, DatasetConfig, RunConfig
 from ufo_rl.errors import UserError
 from ufo_rl.problems import Problem, fingerprint_problems
 from ufo_rl.selection import RULES, select
 
 STAGES = ("plan", "select", "train", "all")
-BUDGETS = ("steps", "epochs")
 
 
 def write_json(path: Path, obj) -> None:
@@ -102,6 +101,19 @@ class Job:
         self.dir = Path(cfg.run_dir)
         self.timing: dict[str, float] = {}
         self._model = None
+        self._vllm = None
+        self._tokenizer = None
+        self._identity: tuple[str, str] | None = None
+
+    def model_identity(self) -> tuple[str, str]:
+        """(loadable path, content fingerprint) of the configured model, computed once per job:
+        fingerprinting reads every weight file, which for a 7B checkpoint is many GB."""
+        if self._identity is None:
+            from ufo_rl.models import model_fingerprint, resolve_model_path
+
+            path = resolve_model_path(self.cfg.model, self.cfg.progress)
+            self._identity = (path, model_fingerprint(path))
+        return self._identity
 
     # ---- model, loaded once and only if needed -------------------------------------------
     def model(self):
@@ -113,12 +125,11 @@ class Job:
 
     def vllm(self, info: dict):
         """The vLLM engine for sampling scorers (GPU only), built once; its load time recorded."""
-        if getattr(self, "_vllm", None) is None:
+        if self._vllm is None:
             from ufo_rl.generation import VLLMGenerator
-            from ufo_rl.models import resolve_model_path
 
             t0 = time.perf_counter()
-            self._vllm = VLLMGenerator(resolve_model_path(self.cfg.model, self.cfg.progress),
+            self._vllm = VLLMGenerator(self.model_identity()[0],
                                        dtype=self.cfg.model.dtype,
                                        gpu_memory_utilization=self.cfg.model.vllm_gpu_memory_utilization)
             info.update(load_seconds=time.perf_counter() - t0, device="cuda", backend="vllm")
@@ -135,14 +146,12 @@ class Job:
     # ---- scoring and selection ---------------------------------------------------------------
     def select(self, pool: list[Problem]) -> tuple[pd.DataFrame, dict]:
         from ufo_rl.cache import cache_key, score_with_cache
-        from ufo_rl.models import model_fingerprint, resolve_model_path
         from ufo_rl.scorers import ScoreContext, get_scorer
 
         cfg = self.cfg
         scorer = get_scorer(cfg.selector.name)
         data_fp = fingerprint_problems(pool)
-        model_path = resolve_model_path(cfg.model, cfg.progress) if scorer.needs_model else None
-        model_fp = model_fingerprint(model_path) if model_path else None
+        model_path, model_fp = self.model_identity() if scorer.needs_model else (None, None)
         key = cache_key(scorer, cfg.selector, cfg.model, model_fp or "-", data_fp)
         info: dict = {}
 
@@ -244,11 +253,8 @@ class Job:
 
     def evaluate_before(self, benches) -> dict:
         """The starting model's scores, cached: every selector of a sweep starts from it."""
-        from ufo_rl.models import model_fingerprint, resolve_model_path
-
-        path = resolve_model_path(self.cfg.model, self.cfg.progress)
         key = hashlib.sha256(json.dumps({
-            "model": model_fingerprint(path), "eval": asdict(self.cfg.eval), "seed": self.cfg.seed,
+            "model": self.model_identity()[1], "eval": asdict(self.cfg.eval), "seed": self.cfg.seed,
             "prompt": [self.cfg.model.system_prompt, self.cfg.model.max_new_tokens, self.cfg.model.stop],
             "data": {k: fingerprint_problems(v) for k, v in benches.items()},
         }, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -266,7 +272,6 @@ class Job:
         """GRPO on the subset. Returns (training result with a flat eval ``curve``, best periodic
         eval as ``{"step", "metrics"}`` or ``{}``). The curve comes from the trainer's own log, so a
         resumed run keeps the evaluations made before the interruption."""
-        from ufo_rl.models import resolve_model_path
         from ufo_rl.train import train_grpo
 
         cfg = self.cfg
@@ -276,7 +281,7 @@ class Job:
                 return {}
             return self.evaluate(model, self._tok(), benches, f"step{step}")
 
-        result = train_grpo(resolve_model_path(cfg.model, cfg.progress), subset, cfg.trainer, cfg.model,
+        result = train_grpo(self.model_identity()[0], subset, cfg.trainer, cfg.model,
                             self.dir, cfg.seed, eval_fn=eval_fn if cfg.trainer.eval_every else None,
                             progress=cfg.progress)
         evals = [(row["step"], {b: m for b, m in row.items() if isinstance(m, dict)})
@@ -293,10 +298,10 @@ class Job:
         return result, best
 
     def _tok(self):
-        from ufo_rl.models import load_tokenizer, resolve_model_path
+        from ufo_rl.models import load_tokenizer
 
-        if not hasattr(self, "_tokenizer"):
-            self._tokenizer = load_tokenizer(resolve_model_path(self.cfg.model, False), self.cfg.model)
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.model_identity()[0], self.cfg.model)
         return self._tokenizer
 
     # ---- the whole job -----------------------------------------------------------------------

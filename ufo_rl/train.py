@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from ufo_rl.config import ModelConfig, TrainerConfig
+from ufo_rl.config import BUDGETS, ModelConfig, TrainerConfig
 from ufo_rl.errors import UserError
 from ufo_rl.models import build_prompt, load_tokenizer
 from ufo_rl.problems import Problem
@@ -38,7 +38,6 @@ TRAIN_LOG = "train.jsonl"
 EVAL_CURVE = "eval_curve.jsonl"
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
-BUDGETS = ("steps", "epochs")
 
 EvalFn = Callable[[object, int], dict]
 
