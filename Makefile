@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 # extra pip arguments for the torch install, e.g. an index that serves CPU wheels
 TORCH_PIP_ARGS ?=
-SWEEP ?= -m selector=ufo,multisample,random
+SWEEP ?= -m selector=ufo,multisample,random,full
 
 .PHONY: install run test bench report clean-cache
 

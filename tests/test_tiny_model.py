@@ -97,3 +97,28 @@ def test_interrupted_build_leaves_no_half_folder(tmp_path, monkeypatch):
 def test_recipe_key_changes_with_the_recipe():
     assert recipe_key(TinyConfig()) != recipe_key(TinyConfig(sft_steps=TinyConfig().sft_steps + 1))
     assert recipe_key(TinyConfig()) == recipe_key(TinyConfig())
+    assert recipe_key(TinyConfig()) != recipe_key(TinyConfig(slip_frac=0.0))
+
+
+def test_slips_keep_the_steps_and_repeat_the_value_before_the_last_one():
+    from ufo_rl.data import arith
+
+    problems = arith.generate("warmup", 400, 0, [1, 2, 3, 4, 5, 6])
+    slipped = tiny_model.with_slips(problems, 0.5, seed=0)
+    changed = [(p, s) for p, s in zip(problems, slipped) if p.solution != s.solution]
+    assert 150 < len(changed) < 250  # about half
+    for p, s in changed:
+        steps = p.solution.splitlines()[:-1]
+        assert s.solution.splitlines()[:-1] == steps  # the worked steps are untouched
+        before_last = steps[-1].split("=")[0].rstrip("0123456789").rstrip("+-*")
+        assert s.solution.splitlines()[-1] == f"<answer>{before_last}</answer>"
+        assert s.answer == p.answer  # the gold label stays right
+    assert tiny_model.with_slips(problems, 0.5, seed=0) == slipped  # deterministic
+    assert [s.solution for s in tiny_model.with_slips(problems, 0.0, seed=0)] == [p.solution for p in problems]
+
+
+def test_slip_fraction_out_of_range_is_a_user_error():
+    from ufo_rl.errors import UserError
+
+    with pytest.raises(UserError, match="slip_frac"):
+        tiny_model.with_slips([], 1.5, seed=0)

@@ -39,6 +39,10 @@ class TinyConfig:
     max_positions: int = 256
     sft_levels: List[int] = field(default_factory=lambda: [1, 2, 3, 4])
     sft_steps: int = 450
+    # share of warm-start solutions whose answer tag repeats the value *before* the last step
+    # (noisy labels, like slips in human-written solutions): the model learns both endings, and
+    # GRPO with a verifiable reward can learn which one pays (shared/FINDINGS, project README)
+    slip_frac: float = 0.5
     batch_size: int = 64
     lr: float = 2e-3
     warmup_steps: int = 30
@@ -138,7 +142,7 @@ class TrainerConfig:
     budget: str = "steps"
     max_steps: int = 60
     epochs: float = 1.0
-    learning_rate: float = 1e-5
+    learning_rate: float = 2e-5
     lr_scheduler_type: str = "constant"
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0

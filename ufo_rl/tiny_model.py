@@ -10,7 +10,13 @@ Design choices (measured, see shared/FINDINGS.md):
   characters (special tokens would be stripped at decode and the reward would never match);
 - supervised warm start on the worked solutions of the warm-start split, loss on the completion
   only, so the model can do the easy levels and fails on the hard ones: the spread that data
-  selection needs.
+  selection needs;
+- half of the warm-start solutions carry a slip (``slip_frac``): correct steps, but the answer tag
+  repeats the value before the last step. Without it, GRPO on this model did not beat noise in
+  CPU-minutes (the model's errors were arithmetic it would have to relearn from one bit per
+  sample); with it, the model has a habit that a verifiable reward can remove, as RL does for
+  real models trained on imperfect demonstrations. Measured on the default: 60 GRPO steps on the
+  full pool raise held-out greedy accuracy from 0.16 to 0.26 (README).
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ import json
 import math
 import os
 import random
+import re
 import string
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -33,7 +40,7 @@ from ufo_rl.data import arith
 from ufo_rl.errors import UserError
 
 RECIPE_FILE = "ufo_rl_recipe.json"
-RECIPE_VERSION = 2  # bump when the build code (or the embedded LEVELS) changes what a recipe produces
+RECIPE_VERSION = 3  # bump when the build code (or the embedded LEVELS) changes what a recipe produces
 
 SPECIAL = ["<pad>", "<unk>", "<s>", "</s>"]
 CHARS = [c for c in string.printable if c not in "\t\r\x0b\x0c"]  # letters, digits, punctuation, space, \n
@@ -123,6 +130,36 @@ def _sft_batch(tok, problems, device):
     return ids.to(device), att.to(device), lab.to(device)
 
 
+def with_slips(problems, frac: float, seed: int):
+    """Give a random ``frac`` of ``problems`` a slip: the answer tag repeats the value before the last step.
+
+    The worked steps stay correct; only the final copy is wrong, as in a noisy hand-written
+    solution. The ``answer`` field (the gold label) is unchanged.
+
+    >>> from ufo_rl.data import arith
+    >>> from ufo_rl.problems import Problem
+    >>> ps = arith.generate("warmup", 200, 0, [1])
+    >>> slipped = with_slips(ps, 0.5, 0)
+    >>> n = sum(s.solution != p.solution for s, p in zip(slipped, ps))
+    >>> 70 < n < 130
+    True
+    >>> p = Problem("x", "Left to right: 7+5-2", "10", "7+5=12\\n12-2=10\\n<answer>10</answer>")
+    >>> with_slips([p], 1.0, 0)[0].solution.splitlines()
+    ['7+5=12', '12-2=10', '<answer>12</answer>']
+    """
+    if not 0.0 <= frac <= 1.0:
+        raise UserError(f"model.tiny.slip_frac={frac} is out of range; use a value in [0, 1]")
+    rng = random.Random(f"slip/{seed}")
+    out = []
+    for p in problems:
+        if rng.random() < frac:
+            *steps, _tag = p.solution.splitlines()
+            before = re.match(r"\d+", steps[-1]).group()  # the left operand of the last step
+            p = replace(p, solution="\n".join([*steps, f"<answer>{before}</answer>"]))
+        out.append(p)
+    return out
+
+
 def per_level_accuracy(model, tok, problems, batch_size: int = 128) -> dict[int, float]:
     """Greedy accuracy per difficulty level, the answers checked by :mod:`ufo_rl.answers`."""
     from ufo_rl.answers import check
@@ -152,6 +189,7 @@ def train_tiny(recipe: TinyConfig, progress: bool = True):
     train = arith.generate("warmup", n_train, recipe.seed, list(recipe.sft_levels), exclude=exclude)
     rng = random.Random(recipe.seed)
     rng.shuffle(train)
+    train = with_slips(train, recipe.slip_frac, recipe.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
                             betas=(0.9, 0.95))
 
