@@ -320,7 +320,8 @@ class Job:
 
         pool = load_dataset(cfg.dataset)
         benches = self.benchmarks() if cfg.stage in ("train", "all") else {}
-        (self.dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        if is_main_process():  # every rank runs the job under `accelerate launch`; rank 0 writes
+            (self.dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
         df, scoring = self.select(pool)
         subset = [p for p, k in zip(pool, df["selected"]) if k]
         meta = {"experiment": cfg.experiment, "selector": cfg.selector.name, "seed": cfg.seed,
@@ -349,6 +350,8 @@ class Job:
                                                  "best_step": best_step, "final_step": result["steps"],
                                                  "curve": result.get("curve", [])})
             meta.update(train={k: v for k, v in result.items() if k != "curve"})
+        if not is_main_process():
+            return {"status": "done", "rank": os.environ.get("RANK")}
         self.timing["total_seconds"] = time.perf_counter() - t_start
         self.timing["end_to_end_seconds"] = (self.timing.get("scoring_seconds", 0.0)
                                              + self.timing.get("training_seconds", 0.0))
