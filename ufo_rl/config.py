@@ -41,7 +41,7 @@ class TinyConfig:
     sft_steps: int = 450
     # share of warm-start solutions whose answer tag repeats the value *before* the last step
     # (noisy labels, like slips in human-written solutions): the model learns both endings, and
-    # GRPO with a verifiable reward can learn which one pays (shared/FINDINGS, project README)
+    # GRPO with a verifiable reward can learn which one pays (measured in the README)
     slip_frac: float = 0.5
     batch_size: int = 64
     lr: float = 2e-3
