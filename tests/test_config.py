@@ -25,12 +25,35 @@ def options(group):
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+def _leaves(node, prefix=()):
+    """(path, value) for every leaf of a plain nested dict."""
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, (*prefix, key))
+        else:
+            yield (*prefix, key), value
+
+
 @pytest.mark.parametrize("group", GROUPS)
 def test_every_option_of_every_group_composes(group):
+    """Each option composes, and every value its file sets is the value the job gets."""
     assert options(group), f"conf/{group} is empty"
     for name in options(group):
-        rc = to_run_config(_compose([f"{group}={name}"]))
-        assert isinstance(rc, RunConfig)
+        cfg = _compose([f"{group}={name}"])
+        assert isinstance(to_run_config(cfg), RunConfig)
+        raw = OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml"), resolve=False)
+        composed = OmegaConf.to_container(cfg, resolve=False)
+        if group != "experiment":  # the experiment files are global (# @package _global_)
+            composed = composed[group]
+        # "???" (must be given) does not replace a value merged before it, so it is not checked
+        leaves = [(path, v) for path, v in _leaves(raw)
+                  if path[0] not in ("defaults", "hydra") and v != "???"]
+        assert leaves, f"conf/{group}/{name}.yaml sets nothing"
+        for path, value in leaves:
+            got = composed
+            for key in path:
+                got = got[key]
+            assert got == value, f"conf/{group}/{name}.yaml: {'.'.join(path)} is {got!r}, the file says {value!r}"
 
 
 def test_defaults_are_the_embedded_world():
@@ -55,8 +78,56 @@ def test_experiments_set_their_name_and_the_paper_setting():
     t = rc.trainer
     assert rc.model.name_or_path == "Qwen/Qwen2.5-7B-Instruct" and rc.dataset.name == "gsm8k"
     assert (t.learning_rate, t.num_generations, t.max_completion_length, t.temperature) == (1e-6, 7, 1024, 1.0)
-    assert (t.per_device_prompts * t.num_generations) % t.num_generations == 0
     assert list(rc.eval.benchmarks) == ["gsm8k_test"]
+
+
+def _grpo_config(rc, tmp_path):
+    """The ``trl.GRPOConfig`` that ``train_grpo`` would build for ``rc`` (here: CPU, one process)."""
+    from ufo_rl.train import grpo_args
+
+    return grpo_args(rc.trainer, tmp_path, steps=10, seed=0, progress=False)
+
+
+@pytest.mark.parametrize("name", options("experiment"))
+def test_every_experiment_gives_trl_whole_prompt_groups(name, tmp_path):
+    """TRL's GRPO samples ``num_generations`` completions per prompt and needs every batch of
+    completions it generates (per-device batch x processes x gradient accumulation) to hold whole
+    groups. In this project ``per_device_prompts`` counts prompts and TRL's
+    ``per_device_train_batch_size`` counts completions."""
+    from ufo_rl.train import prompts_per_step
+
+    rc = to_run_config(_compose([f"experiment={name}"]))
+    t = rc.trainer
+    args = _grpo_config(rc, tmp_path)
+    assert args.num_generations == t.num_generations >= 2
+    assert args.per_device_train_batch_size == t.per_device_prompts * t.num_generations
+    assert args.world_size == 1 and args.steps_per_generation == t.gradient_accumulation_steps
+    completions = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
+    assert args.generation_batch_size == completions
+    assert completions % t.num_generations == 0
+    # each optimizer step sees exactly the prompts the budget counts, each num_generations times
+    assert completions // t.num_generations == prompts_per_step(t) * args.world_size
+    # and it stays whole under a multi-process launch (accelerate), whatever the process count
+    for processes in (2, 3, 8):
+        assert (args.per_device_train_batch_size * processes * args.gradient_accumulation_steps) \
+            % t.num_generations == 0
+
+
+def test_batch_counted_in_prompts_is_rejected_by_trl(tmp_path):
+    """The paper's 2 prompts x 7 generations x 8 accumulation steps: handing TRL the prompt count
+    as its per-device batch gives 2 x 1 x 8 = 16 completions per generation batch, not a
+    multiple of 7, and TRL refuses it before any model is loaded."""
+    rc = to_run_config(_compose(["experiment=paper_gsm8k_qwen7b",
+                                 "+trainer.extra.per_device_train_batch_size=2"]))
+    assert (2 * 1 * 8) % rc.trainer.num_generations != 0
+    with pytest.raises(ValueError, match=r"generation_batch_size \(16\) must be divisible by num_generations \(7\)"):
+        _grpo_config(rc, tmp_path)
+
+
+def test_a_single_generation_per_prompt_is_rejected(tmp_path):
+    rc = to_run_config(_compose(["trainer.num_generations=1"]))
+    with pytest.raises(ValueError, match="at least 2 generations"):
+        _grpo_config(rc, tmp_path)
 
 
 def test_unknown_key_fails():

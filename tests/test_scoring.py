@@ -70,18 +70,44 @@ def ctx_for(loaded, generator=None, **sel):
                         SelectorConfig(**sel), generator=generator)
 
 
+def reference_conf(loaded, out):
+    """slow_conf of each scored (prompt, target) row, tokenised here (one token per character)."""
+    model, tok = loaded
+    ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    return [slow_conf(model, ids(p), ids(t)) for p, t in zip(out.columns["prompt"], out.columns["target"])]
+
+
+def greedy_reference(loaded, prompt, max_new_tokens):
+    """Independent greedy decoding: argmax of the full forward pass, one token at a time, to EOS."""
+    model, tok = loaded
+    ids, new = tok(prompt, add_special_tokens=False)["input_ids"], []
+    for _ in range(max_new_tokens):
+        with torch.no_grad():
+            nxt = int(model(input_ids=torch.tensor([ids + new])).logits[0, -1].argmax())
+        new.append(nxt)
+        if nxt == tok.eos_token_id:
+            break
+    return new
+
+
 def test_ufo_scorer_targets(loaded, pool):
     ufo = get_scorer("ufo")
     out = ufo.fn(ctx_for(loaded, target="answer"), pool[:6])
     assert out.columns["target"] == [p.answer for p in pool[:6]]
-    assert all(p.endswith("A: <answer>") for p in out.columns["prompt"])
-    conf = np.array(out.columns["confidence"])
-    np.testing.assert_allclose(conf, np.exp(out.columns["logprob_mean"]))
-    assert ((conf > 0) & (conf <= 1)).all() and out.generated_tokens == 0
+    assert out.columns["prompt"] == [build_prompt(loaded[1], p.question) + "<answer>" for p in pool[:6]]
+    np.testing.assert_allclose(out.columns["logprob_mean"], reference_conf(loaded, out), atol=1e-5)
+    np.testing.assert_allclose(out.columns["confidence"], np.exp(reference_conf(loaded, out)), rtol=1e-5)
+    assert out.generated_tokens == 0
     sol = ufo.fn(ctx_for(loaded, target="solution"), pool[:6])
     assert sol.columns["target"] == [p.solution for p in pool[:6]]
+    assert sol.columns["prompt"] == [build_prompt(loaded[1], p.question) for p in pool[:6]]
+    np.testing.assert_allclose(sol.columns["logprob_mean"], reference_conf(loaded, sol), atol=1e-5)
+    # greedy: the target is the model's own greedy answer, and the generation is paid for
     greedy = ufo.fn(ctx_for(loaded, target="greedy"), pool[:6])
-    assert greedy.generated_tokens > 0  # the greedy variant pays for a generation and says so
+    ref = [greedy_reference(loaded, p, 8) for p in greedy.columns["prompt"]]
+    assert greedy.columns["target"] == [loaded[1].decode(r, skip_special_tokens=True) for r in ref]
+    assert greedy.generated_tokens == sum(len(r) for r in ref)
+    np.testing.assert_allclose(greedy.columns["logprob_mean"], reference_conf(loaded, greedy), atol=1e-5)
 
 
 def test_solution_target_without_solutions_is_a_clear_error(loaded, pool):

@@ -60,7 +60,14 @@ def test_small_recipe_builds_an_hf_folder_that_loads(built):
     enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=5, do_sample=False, pad_token_id=tok.pad_token_id)
-    assert out.shape[1] > enc["input_ids"].shape[1]
+    # the loaded folder generates what its own logits say: argmax, one token at a time, to EOS
+    ids = enc["input_ids"][0].tolist()
+    for _ in range(5):
+        with torch.no_grad():
+            ids.append(int(model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
+        if ids[-1] == tok.eos_token_id:
+            break
+    assert out[0].tolist() == ids
 
 
 def test_cache_reuses_the_folder(built, monkeypatch):

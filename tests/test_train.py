@@ -66,9 +66,18 @@ def test_budget_steps_and_epochs():
 
 
 def test_grpo_changes_parameters_and_logs_every_step(tiny_path, tmp_path):
+    calls = []
+
+    def reward(completions, answer, **kw):
+        """digit_share, except that prompts with an even answer always get 0.5: their groups
+        have zero advantage whatever the model writes."""
+        r = [0.5 if int(a) % 2 == 0 else d for a, d in zip(answer, digit_share(completions, answer))]
+        calls.append((list(answer), r))
+        return r
+
     out = tmp_path / "run"
     res = train_grpo(tiny_path, problems(), cfg(), ModelConfig(), out, seed=0, progress=False,
-                     reward_fn=digit_share)
+                     reward_fn=reward)
     assert res["steps"] == 3 and res["resumed"] is False and res["n_train"] == 8
     before, after = params(tiny_path), params(res["final_model_path"])
     moved = [k for k in before if not torch.equal(before[k], after[k])]
@@ -77,7 +86,17 @@ def test_grpo_changes_parameters_and_logs_every_step(tiny_path, tmp_path):
     assert [r["step"] for r in log] == [1, 2, 3]
     for r in log:
         assert ROW_KEYS <= set(r)
-        assert 0.0 <= r["zero_adv_frac"] <= 1.0
+    # one reward call per step, 2 prompts x 3 generations, each prompt's group consecutive
+    assert len(calls) == 3 and all(len(r) == 6 for _, r in calls)
+    for answers, _ in calls:
+        assert answers[0:3] == [answers[0]] * 3 and answers[3:6] == [answers[3]] * 3
+    # zero_adv_frac recomputed from the rewards: the share of groups whose rewards all agree
+    expected = [sum(len(set(r[g:g + 3])) == 1 for g in (0, 3)) / 2 for _, r in calls]
+    assert [r["zero_adv_frac"] for r in log] == pytest.approx(expected)
+    assert res["zero_adv_frac_mean"] == pytest.approx(sum(expected) / 3)
+    # the even-answer groups alone bound it from below
+    evens = [sum(int(a[g]) % 2 == 0 for g in (0, 3)) / 2 for a, _ in calls]
+    assert all(e >= lo for e, lo in zip(expected, evens)), (expected, evens)
     assert (Path(res["final_model_path"]) / "tokenizer.json").exists()
 
 
@@ -86,13 +105,13 @@ def test_periodic_eval_builds_a_curve(tiny_path, tmp_path):
 
     def eval_fn(model, step):
         seen.append((step, model.training))
-        return {"accuracy": 0.5}
+        return {"accuracy": step / 10}
 
     res = train_grpo(tiny_path, problems(), cfg(max_steps=4, eval_every=2), ModelConfig(),
                      tmp_path / "run", seed=0, progress=False, reward_fn=digit_share, eval_fn=eval_fn)
-    assert [c["step"] for c in res["curve"]] == [2, 4]
-    assert all(not training for _, training in seen)  # evaluated in eval mode
-    assert res["curve"][0]["accuracy"] == 0.5
+    assert seen == [(2, False), (4, False)]  # every eval_every steps, in eval mode
+    # each result is kept with the step that produced it
+    assert res["curve"] == [{"step": 2, "accuracy": 0.2}, {"step": 4, "accuracy": 0.4}]
 
 
 def test_resume_from_checkpoint(tiny_path, tmp_path):
@@ -116,4 +135,6 @@ def test_learnable_reward_rises(tiny_path, tmp_path):
     first = sum(r["reward_mean"] for r in log[:5]) / 5
     last = sum(r["reward_mean"] for r in log[-5:]) / 5
     assert last > first + 0.2, (first, last)
-    assert res["reward_last"] > res["reward_first"]
+    # the summary is the mean of the first and of the last tenth of the logged steps (3 of 30)
+    assert res["reward_first"] == pytest.approx(sum(r["reward_mean"] for r in log[:3]) / 3)
+    assert res["reward_last"] == pytest.approx(sum(r["reward_mean"] for r in log[-3:]) / 3)
