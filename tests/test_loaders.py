@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from ufo_rl.config import DatasetConfig
-from ufo_rl.data.loaders import EXTRACTIONS, KINDS, load_problems
+from ufo_rl.data.loaders import (
+    EXTRACTIONS,
+    KINDS,
+    ON_BAD_ANSWER,
+    check_dataset_config,
+    load_problems,
+    load_problems_with_report,
+)
 from ufo_rl.errors import UserError
 from ufo_rl.problems import Problem
 
@@ -210,8 +217,13 @@ def test_every_dataset_yaml_fits_the_schema(path):
     if cfg.kind in ("jsonl", "parquet"):  # the generic files leave the path to the user
         with pytest.raises(UserError, match="dataset.path is not set"):
             load_problems(cfg)
+        with pytest.raises(UserError, match="dataset.path is not set"):
+            check_dataset_config(cfg)
+    else:
+        check_dataset_config(cfg)  # the config alone: no file, no hub access
     assert cfg.name == path.stem  # one name everywhere: file, dataset name, results column
     assert cfg.kind in KINDS and cfg.answer_extraction in EXTRACTIONS
+    assert cfg.on_bad_answer in ON_BAD_ANSWER and cfg.question_template is None
     if cfg.kind == "hub":
         assert cfg.path and "/" in cfg.path and cfg.split in ("train", "test")
 
@@ -388,12 +400,13 @@ def test_gold_answer_not_extractable(tmp_path):
     assert "answer_extraction=gsm8k" in msg and "set dataset.answer_extraction" in msg
 
 
-def test_empty_dataset(tmp_path):
+@pytest.mark.parametrize("content", ["", "\n  \n"])
+def test_empty_dataset_names_the_file(tmp_path, content):
     path = tmp_path / "empty.jsonl"
-    path.write_text("\n")
+    path.write_text(content)
     with pytest.raises(UserError) as e:
         load_problems(jsonl_cfg(path))
-    assert "mine: the dataset is empty" in one_line(e)
+    assert f"mine: {path} holds no rows; give a file with one JSON object per line" in one_line(e)
 
 
 def test_empty_answer_after_extraction(tmp_path):
@@ -445,3 +458,509 @@ def test_out_of_range_limit(tmp_path, limit, needle):
 def test_out_of_range_limit_embedded():
     with pytest.raises(UserError, match="more than the 10 rows"):
         load_problems(DatasetConfig(n_pool=10, n_test=10, limit=11))
+
+
+# --------------------------------------------------------------------------- values that are not answers
+
+
+def parquet_cfg(path: Path, **kw) -> DatasetConfig:
+    return DatasetConfig(kind="parquet", name="mine", path=str(path), **kw)
+
+
+def write_parquet(path: Path, rows: list) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+NOT_ANSWERS = [
+    (float("nan"), "is NaN"),
+    (float("inf"), "is Infinity"),
+    (float("-inf"), "is -Infinity"),
+    (True, "is a boolean (true)"),
+    (False, "is a boolean (false)"),
+    (None, "is null"),
+    (["1", "2"], "holds a list"),
+]
+
+
+@pytest.mark.parametrize("value, why", NOT_ANSWERS)
+def test_not_an_answer_in_jsonl(tmp_path, value, why):
+    # json.dumps writes NaN / Infinity / -Infinity, the tokens Python's json reads back
+    path = write_jsonl(
+        tmp_path / "v.jsonl", [{"question": "q", "answer": "1"}, {"question": "q", "answer": value}]
+    )
+    with pytest.raises(UserError) as e:
+        load_problems(jsonl_cfg(path))
+    msg = one_line(e)
+    assert f"v.jsonl line 2: field 'answer' {why}" in msg
+    assert "missing field" not in msg and "dataset.on_bad_answer=skip" in msg
+
+
+@pytest.mark.parametrize("value, why", NOT_ANSWERS)
+def test_not_a_question_in_jsonl(tmp_path, value, why):
+    path = write_jsonl(tmp_path / "v.jsonl", [{"question": value, "answer": "1"}])
+    with pytest.raises(UserError) as e:
+        load_problems(jsonl_cfg(path))
+    msg = one_line(e)
+    assert f"v.jsonl line 1: field 'question' {why}" in msg and "missing field" not in msg
+
+
+@pytest.mark.parametrize("token, why", [("NaN", "is NaN"), ("Infinity", "is Infinity"),
+                                        ("-Infinity", "is -Infinity"), ("null", "is null"),
+                                        ("true", "is a boolean (true)")])
+def test_json_tokens_as_written_in_the_file(tmp_path, token, why):
+    path = tmp_path / "t.jsonl"
+    path.write_text(f'{{"question": "q", "answer": {token}}}\n')
+    with pytest.raises(UserError) as e:
+        load_problems(jsonl_cfg(path, answer_extraction="number"))
+    assert f"t.jsonl line 1: field 'answer' {why}" in one_line(e)
+
+
+@pytest.mark.parametrize(
+    "value, gold", [(43.0, "43"), (7, "7"), (2.5, "2.5"), (-0.125, "-0.125"), (1e-7, "0.0000001"),
+                    (1e20, "100000000000000000000")]
+)
+@pytest.mark.parametrize("extraction", ["field", "number", "gsm8k", "boxed"])
+def test_numeric_gold_is_a_number_under_every_extraction(tmp_path, value, gold, extraction):
+    path = write_jsonl(tmp_path / "n.jsonl", [{"question": "q", "answer": value}])
+    (p,) = load_problems(jsonl_cfg(path, answer_extraction=extraction))
+    assert (p.answer, p.solution) == (gold, None)
+
+
+def test_numeric_question_and_id_are_written_as_numbers(tmp_path):
+    path = write_jsonl(tmp_path / "n.jsonl", [{"question": 12.0, "answer": "1", "id": 3.0}])
+    (p,) = load_problems(jsonl_cfg(path, id_field="id"))
+    assert (p.question, p.id) == ("12", "3")
+
+
+@pytest.mark.parametrize("value, why", [(float("nan"), "is NaN"), (None, "is null"),
+                                        (True, "is a boolean (true)")])
+def test_id_that_is_not_a_value(tmp_path, value, why):
+    path = write_jsonl(tmp_path / "i.jsonl", [{"question": "q", "answer": "1", "id": value}])
+    with pytest.raises(UserError) as e:
+        load_problems(jsonl_cfg(path, id_field="id"))
+    assert f"i.jsonl line 1: field 'id' {why}" in one_line(e)
+
+
+def test_nan_solution_is_a_missing_solution(tmp_path):
+    path = write_jsonl(tmp_path / "s.jsonl", [{"question": "q", "answer": "1", "s": float("nan")}])
+    (p,) = load_problems(jsonl_cfg(path, solution_field="s"))
+    assert p.solution is None
+
+
+@pytest.mark.parametrize(
+    "column, why",
+    [([1.0, float("nan")], "is NaN"), ([1.0, float("inf")], "is Infinity"),
+     (["1", None], "is null"), ([True, False], "is a boolean (false)")],
+)
+def test_not_an_answer_in_parquet(tmp_path, column, why):
+    path = write_parquet(
+        tmp_path / "v.parquet", [{"question": "q", "answer": a} for a in column]
+    )
+    if why.startswith("is a boolean"):
+        why, row = "is a boolean (true)", 0
+    else:
+        row = 1
+    with pytest.raises(UserError) as e:
+        load_problems(parquet_cfg(path))
+    assert f"v.parquet row {row}: field 'answer' {why}" in one_line(e)
+
+
+def test_numeric_gold_in_parquet(tmp_path):
+    path = write_parquet(tmp_path / "n.parquet", [{"question": "q", "answer": a} for a in
+                                                  (43.0, 2.5)])
+    assert [p.answer for p in load_problems(parquet_cfg(path))] == ["43", "2.5"]
+
+
+@pytest.mark.parametrize("value, why", NOT_ANSWERS[:6])
+def test_not_an_answer_on_the_hub(monkeypatch, value, why):
+    fake_datasets(monkeypatch, [{"question": "q", "answer": value}])
+    cfg = DatasetConfig(kind="hub", name="h", path="org/set", split="train")
+    with pytest.raises(UserError) as e:
+        load_problems(cfg)
+    assert f"org/set[train] row 0: field 'answer' {why}" in one_line(e)
+
+
+def test_numeric_gold_on_the_hub(monkeypatch):
+    fake_datasets(monkeypatch, [{"question": "q", "answer": 43.0}, {"question": "r", "answer": 7}])
+    cfg = DatasetConfig(kind="hub", name="h", path="org/set", answer_extraction="gsm8k")
+    assert [p.answer for p in load_problems(cfg)] == ["43", "7"]
+
+
+# --------------------------------------------------------------------------- on_bad_answer
+
+
+BAD_MIX = [
+    {"question": "q0", "answer": "#### 1"},
+    {"question": "q1", "answer": "no mark"},
+    {"question": "q2", "answer": None},
+    {"question": "q3", "answer": "#### 3"},
+    {"question": "q4", "answer": float("nan")},
+    {"question": "q5", "answer": True},
+    {"question": "q6", "answer": "#### "},
+    {"question": "q7", "answer": "also no mark"},
+    {"question": "q8", "answer": "#### 8"},
+]
+
+
+def test_skip_drops_bad_answers_and_reports_them(tmp_path, capsys):
+    path = write_jsonl(tmp_path / "mix.jsonl", BAD_MIX)
+    problems, report = load_problems_with_report(
+        jsonl_cfg(path, answer_extraction="gsm8k", on_bad_answer="skip")
+    )
+    assert [(p.id, p.answer) for p in problems] == [("mine-0", "1"), ("mine-3", "3"),
+                                                    ("mine-8", "8")]
+    assert report == {
+        "skipped_bad_answer": 6,
+        "skipped_first": [f"{path} line {n}" for n in (2, 3, 5, 6, 7)],
+    }
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(
+        f"mine: skipped 6 rows whose gold answer could not be extracted (first: {path} line 2, "
+    )
+    assert "line 7, ...; field 'answer' has no '#### <answer>' line)" in err
+    assert load_problems(jsonl_cfg(path, answer_extraction="gsm8k", on_bad_answer="skip")) == (
+        problems
+    )
+
+
+def test_error_is_the_default_policy(tmp_path):
+    path = write_jsonl(tmp_path / "mix.jsonl", BAD_MIX)
+    with pytest.raises(UserError) as e:
+        load_problems(jsonl_cfg(path, answer_extraction="gsm8k"))
+    assert "mix.jsonl line 2: field 'answer' has no '#### <answer>' line" in one_line(e)
+
+
+def test_empty_gold_is_a_bad_answer(tmp_path):
+    path = write_jsonl(tmp_path / "e.jsonl", [{"question": "q", "answer": "#### "}])
+    with pytest.raises(UserError) as e:
+        load_problems(jsonl_cfg(path, answer_extraction="gsm8k"))
+    assert "e.jsonl line 1: field 'answer' gives an empty answer" in one_line(e)
+
+
+def test_nothing_skipped_gives_an_empty_report(tmp_path, capsys):
+    path = write_jsonl(tmp_path / "ok.jsonl", [{"question": "q", "answer": "1"}])
+    _, report = load_problems_with_report(jsonl_cfg(path, on_bad_answer="skip"))
+    assert report == {"skipped_bad_answer": 0, "skipped_first": []}
+    _, report = load_problems_with_report(DatasetConfig(n_pool=5, n_test=5))
+    assert report == {"skipped_bad_answer": 0, "skipped_first": []}
+    assert capsys.readouterr().err == ""
+
+
+def test_skip_everything_is_an_error(tmp_path):
+    path = write_jsonl(tmp_path / "bad.jsonl", [{"question": "q", "answer": "x"}] * 3)
+    with pytest.raises(UserError) as e:
+        load_problems(jsonl_cfg(path, answer_extraction="boxed", on_bad_answer="skip"))
+    msg = one_line(e)
+    assert f"mine: no rows left: all 3 rows of {path} were skipped" in msg
+    assert "bad.jsonl line 1" in msg and "field 'answer' has no \\boxed{...}" in msg
+
+
+def test_skip_keeps_the_first_limit_good_rows(tmp_path, capsys):
+    path = write_jsonl(tmp_path / "mix.jsonl", BAD_MIX)
+    cfg = jsonl_cfg(path, answer_extraction="gsm8k", on_bad_answer="skip", limit=2)
+    problems, report = load_problems_with_report(cfg)
+    assert [p.id for p in problems] == ["mine-0", "mine-3"]
+    assert report["skipped_bad_answer"] == 2  # reading stops at the limit
+    with pytest.raises(UserError) as e:
+        load_problems(dataclasses.replace(cfg, limit=4))
+    msg = one_line(e)
+    assert "dataset.limit=4 is more than the 3 rows available (6 more were skipped" in msg
+
+
+def test_skip_does_not_hide_a_missing_field(tmp_path):
+    path = write_jsonl(tmp_path / "m.jsonl", [{"question": "q", "answer": "1"}, {"question": "q"}])
+    with pytest.raises(UserError) as e:
+        load_problems(jsonl_cfg(path, on_bad_answer="skip"))
+    assert "m.jsonl line 2: missing field 'answer' (set dataset.answer_field" in one_line(e)
+
+
+def test_skip_applies_to_parquet_and_hub(tmp_path, monkeypatch, capsys):
+    rows = [{"question": "q0", "answer": 1.0}, {"question": "q1", "answer": float("nan")}]
+    path = write_parquet(tmp_path / "m.parquet", rows)
+    problems, report = load_problems_with_report(parquet_cfg(path, on_bad_answer="skip"))
+    assert [p.answer for p in problems] == ["1"]
+    assert report == {"skipped_bad_answer": 1, "skipped_first": [f"{path} row 1"]}
+    fake_datasets(monkeypatch, rows)
+    cfg = DatasetConfig(kind="hub", name="h", path="org/set", on_bad_answer="skip")
+    problems, report = load_problems_with_report(cfg)
+    assert report == {"skipped_bad_answer": 1, "skipped_first": ["org/set[pool] row 1"]}
+    assert "h: skipped 1 row whose gold answer could not be extracted" in capsys.readouterr().err
+
+
+def test_unknown_on_bad_answer(tmp_path):
+    with pytest.raises(UserError) as e:
+        load_problems(DatasetConfig(on_bad_answer="drop"))
+    assert "unknown dataset.on_bad_answer 'drop'; known: error, skip" in one_line(e)
+
+
+# --------------------------------------------------------------------------- question_template
+
+
+def test_template_composes_the_question(tmp_path):
+    rows = [
+        {"body": "Ann has 3 apples.", "question": "How many?", "n": 2.0, "answer": "3"},
+        {"body": "Bob has 4.", "question": "And Bob?", "n": 1, "answer": "4"},
+    ]
+    path = write_jsonl(tmp_path / "t.jsonl", rows)
+    got = load_problems(jsonl_cfg(path, question_template="{body} {question} ({n}) {{x}}"))
+    assert [p.question for p in got] == [
+        "Ann has 3 apples. How many? (2) {x}",
+        "Bob has 4. And Bob? (1) {x}",
+    ]
+    # question_field is not read when a template is set
+    got = load_problems(jsonl_cfg(path, question_template="{body}", question_field="nope"))
+    assert got[0].question == "Ann has 3 apples."
+
+
+@pytest.mark.parametrize(
+    "template, needle",
+    [
+        ("{} {question}", "positional field {}"),
+        ("{0}", "positional field {0}"),
+        ("{row.body}", "attribute or index access in {row.body}"),
+        ("{row[0]}", "attribute or index access in {row[0]}"),
+        ("{body!r}", "conversion or format spec in {body!r}"),
+        ("{body:>10}", "conversion or format spec in {body:>10}"),
+        ("{body", "is not a valid template"),
+        ("body}", "is not a valid template"),
+        ("no fields {{here}}", "names no field"),
+    ],
+)
+def test_template_syntax_errors(tmp_path, template, needle):
+    path = write_jsonl(tmp_path / "t.jsonl", [{"body": "b", "question": "q", "answer": "1"}])
+    for check in (load_problems, check_dataset_config):
+        with pytest.raises(UserError) as e:
+            check(jsonl_cfg(path, question_template=template))
+        msg = one_line(e)
+        assert f"mine: dataset.question_template={template!r}" in msg and needle in msg
+
+
+def test_template_with_a_newline_still_errs_in_one_line():
+    with pytest.raises(UserError) as e:
+        check_dataset_config(DatasetConfig(question_template="{body}\n{0}"))
+    assert "positional field {0}" in one_line(e)
+
+
+@pytest.mark.parametrize("value, what", [(None, "is null"), (float("nan"), "is NaN"), ("absent", "")])
+def test_template_field_missing_or_null_in_a_row(tmp_path, value, what):
+    second = {"question": "q", "answer": "1"}
+    if value != "absent":
+        second["body"] = value
+    path = write_jsonl(tmp_path / "t.jsonl", [{"body": "b", "question": "q", "answer": "1"}, second])
+    with pytest.raises(UserError) as e:
+        load_problems(jsonl_cfg(path, question_template="{body} {question}"))
+    msg = one_line(e)
+    if what:
+        assert f"t.jsonl line 2: field 'body' named in dataset.question_template {what}" in msg
+    else:
+        assert "t.jsonl line 2: missing field 'body' named in dataset.question_template" in msg
+        assert "fields present: answer, question" in msg
+
+
+def test_template_on_parquet(tmp_path):
+    path = write_parquet(tmp_path / "t.parquet", [{"a": "x", "b": "y", "answer": "1"}])
+    (p,) = load_problems(parquet_cfg(path, question_template="{a}-{b}"))
+    assert p.question == "x-y"
+
+
+def test_empty_question_names_the_row(tmp_path):
+    path = write_jsonl(tmp_path / "q.jsonl", [{"a": " ", "answer": "1"}])
+    with pytest.raises(UserError) as e:
+        load_problems(jsonl_cfg(path, question_template="{a}"))
+    assert "q.jsonl line 1: the question (dataset.question_template) is empty" in one_line(e)
+
+
+# --------------------------------------------------------------------------- check_dataset_config
+
+
+def test_check_reads_only_the_first_row(tmp_path):
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b'\n{"body": "b", "question": "q", "answer": "1"}\n{broken\n\xff\xfe\n')
+    check_dataset_config(jsonl_cfg(path, question_template="{body} {question}"))
+    with pytest.raises(UserError):
+        load_problems(jsonl_cfg(path))  # the whole file is broken further down
+
+
+def test_check_parquet_reads_the_schema(tmp_path):
+    path = write_parquet(tmp_path / "t.parquet", [{"q": "x", "answer": "1", "lvl": 1}])
+    check_dataset_config(parquet_cfg(path, question_field="q", difficulty_field="lvl"))
+    with pytest.raises(UserError) as e:
+        check_dataset_config(parquet_cfg(path))
+    msg = one_line(e)
+    assert f"{path} schema: missing field 'question' (set dataset.question_field" in msg
+    assert "fields present: answer, lvl, q" in msg
+
+
+@pytest.mark.parametrize(
+    "kw, needle",
+    [
+        ({}, "big.jsonl line 2: missing field 'question' (set dataset.question_field;"),
+        ({"question_field": "q", "answer_field": "gold"},
+         "line 2: missing field 'gold' (set dataset.answer_field;"),
+        ({"question_field": "q", "id_field": "uid"}, "missing field 'uid' (set dataset.id_field;"),
+        ({"question_template": "{q} {body}"},
+         "line 2: missing field 'body' named in dataset.question_template"),
+    ],
+)
+def test_check_fields_of_the_first_row(tmp_path, kw, needle):
+    path = tmp_path / "big.jsonl"
+    path.write_text('\n{"q": "x", "answer": "1"}\n')
+    with pytest.raises(UserError) as e:
+        check_dataset_config(jsonl_cfg(path, **kw))
+    msg = one_line(e)
+    assert needle in msg and "fields present: answer, q" in msg
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "parquet"])
+def test_folder_is_reported_as_a_folder(tmp_path, kind):
+    (tmp_path / f"train.{kind}").write_text("")
+    cfg = DatasetConfig(kind=kind, name="mine", path=str(tmp_path))
+    for check in (load_problems, check_dataset_config):
+        with pytest.raises(UserError) as e:
+            check(cfg)
+        msg = one_line(e)
+        assert f"mine: {tmp_path} is a folder, not a file (it holds train.{kind})" in msg
+        assert f"set dataset.path to a .{kind} file" in msg and "not found" not in msg
+
+
+def test_check_missing_file_and_unset_path(tmp_path):
+    with pytest.raises(UserError) as e:
+        check_dataset_config(jsonl_cfg(tmp_path / "nope.jsonl"))
+    assert "file not found" in one_line(e)
+    with pytest.raises(UserError) as e:
+        check_dataset_config(DatasetConfig(kind="jsonl"))
+    assert "dataset.path is not set" in one_line(e)
+
+
+@pytest.mark.parametrize(
+    "kw, needle",
+    [
+        ({"kind": "csv"}, "unknown dataset.kind 'csv'"),
+        ({"answer_extraction": "latex"}, "unknown dataset.answer_extraction 'latex'"),
+        ({"on_bad_answer": "ignore"}, "unknown dataset.on_bad_answer 'ignore'; known: error, skip"),
+        ({"limit": 0}, "dataset.limit=0 keeps no rows"),
+        ({"split": "train"}, "unknown embedded split 'train'; known: pool, test"),
+        ({"n_pool": 0}, "dataset.n_pool=0 makes the embedded 'pool' split empty"),
+        ({"kind": "hub"}, "dataset.path is not set (kind=hub"),
+    ],
+)
+def test_check_config_alone(kw, needle):
+    with pytest.raises(UserError) as e:
+        check_dataset_config(DatasetConfig(**kw))
+    assert needle in one_line(e)
+
+
+def test_check_accepts_good_configs(tmp_path, monkeypatch):
+    check_dataset_config(DatasetConfig())
+    check_dataset_config(DatasetConfig(split="test", on_bad_answer="skip"))
+    fake_datasets(monkeypatch, error=AssertionError("the hub is not contacted"))
+    check_dataset_config(DatasetConfig(kind="hub", path="org/set"))
+    path = write_jsonl(tmp_path / "ok.jsonl", ROWS)
+    check_dataset_config(jsonl_cfg(path, **MAPPING))
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "parquet"])
+def test_check_empty_file(tmp_path, kind):
+    path = tmp_path / f"empty.{kind}"
+    if kind == "jsonl":
+        path.write_text("\n\n")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"question": pa.array([], pa.string())}), path)
+    with pytest.raises(UserError) as e:
+        check_dataset_config(DatasetConfig(kind=kind, name="mine", path=str(path)))
+    assert f"mine: {path} holds no rows" in one_line(e)
+    with pytest.raises(UserError) as e:
+        load_problems(DatasetConfig(kind=kind, name="mine", path=str(path)))
+    assert f"mine: {path} holds no rows" in one_line(e)
+
+
+# --------------------------------------------------------------------------- file contents
+
+
+def test_non_utf8_names_the_file_line_and_byte(tmp_path):
+    path = tmp_path / "latin.jsonl"
+    first = b'{"question": "q", "answer": "1"}\n'
+    path.write_bytes(first + '{"question": "café", "answer": "2"}\n'.encode("latin-1"))
+    with pytest.raises(UserError) as e:
+        load_problems(jsonl_cfg(path))
+    msg = one_line(e)
+    offset = len(first) + len('{"question": "caf')
+    assert f"mine: {path} line 2 (byte offset {offset}): not valid UTF-8 (byte 0xe9)" in msg
+    assert "convert the file to UTF-8" in msg
+
+
+def test_non_utf8_in_the_first_row_for_check(tmp_path):
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes('{"question": "é", "answer": "2"}\n'.encode("latin-1"))
+    with pytest.raises(UserError) as e:
+        check_dataset_config(jsonl_cfg(path))
+    assert "line 1 (byte offset 14): not valid UTF-8" in one_line(e)
+
+
+def test_utf8_bom_is_accepted(tmp_path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + '{"question": "é?", "answer": "1"}\n'.encode())
+    check_dataset_config(jsonl_cfg(path))
+    assert load_problems(jsonl_cfg(path))[0].question == "é?"
+
+
+def test_utf16_file_says_to_convert(tmp_path):
+    path = tmp_path / "u16.jsonl"
+    path.write_text('{"question": "q", "answer": "1"}\n', encoding="utf-16")
+    with pytest.raises(UserError) as e:
+        load_problems(jsonl_cfg(path))
+    assert "u16.jsonl is UTF-16 text, not UTF-8; convert the file to UTF-8" in one_line(e)
+
+
+def test_parquet_given_as_jsonl(tmp_path):
+    path = write_parquet(tmp_path / "data.parquet", [{"question": "q", "answer": "1"}])
+    for check in (load_problems, check_dataset_config):
+        with pytest.raises(UserError) as e:
+            check(jsonl_cfg(path))
+        msg = one_line(e)
+        assert f"{path} does not look like JSONL" in msg and "set dataset.kind=parquet" in msg
+
+
+def test_gzip_given_as_jsonl(tmp_path):
+    import gzip
+
+    path = tmp_path / "data.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"question": "q", "answer": "1"}\n'))
+    with pytest.raises(UserError) as e:
+        load_problems(jsonl_cfg(path))
+    assert "does not look like JSONL (it is gzip-compressed)" in one_line(e)
+
+
+def test_jsonl_given_as_parquet(tmp_path):
+    path = write_jsonl(tmp_path / "data.jsonl", [{"question": "q", "answer": "1"}])
+    for check in (load_problems, check_dataset_config):
+        with pytest.raises(UserError) as e:
+            check(parquet_cfg(path))
+        msg = one_line(e)
+        assert f"{path} is not a parquet file (it looks like JSONL text)" in msg
+        assert "set dataset.kind=jsonl" in msg
+
+
+def test_decimal_and_numpy_cells(tmp_path, monkeypatch):
+    import decimal
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "dec.parquet"
+    column = [decimal.Decimal("43.00"), decimal.Decimal("2.50")]
+    pq.write_table(pa.table({"question": ["a", "b"], "answer": pa.array(column, pa.decimal128(5, 2))}), path)
+    assert [p.answer for p in load_problems(parquet_cfg(path))] == ["43", "2.5"]
+    fake_datasets(monkeypatch, [{"question": "q", "answer": np.float64(7.0)}, {"question": "r", "answer": np.True_}])
+    with pytest.raises(UserError) as e:
+        load_problems(DatasetConfig(kind="hub", name="h", path="org/set"))
+    assert "org/set[pool] row 1: field 'answer' is a boolean (true)" in one_line(e)

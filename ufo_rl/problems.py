@@ -31,11 +31,17 @@ class Problem:
         return asdict(self)
 
 
-def validate_problems(problems: Sequence[Problem], name: str) -> list[Problem]:
-    """Check a loaded set: not empty, ids unique, question and answer present."""
+def validate_problems(
+    problems: Sequence[Problem], name: str, where: str | None = None
+) -> list[Problem]:
+    """Check a loaded set: not empty, ids unique, question and answer present.
+
+    ``where`` names the source (a file path, a split) in the message of an empty set.
+    """
     problems = list(problems)
     if not problems:
-        raise UserError(f"{name}: the dataset is empty (check the path, split and filters)")
+        source = where or "the dataset"
+        raise UserError(f"{name}: {source} holds no rows (check the path, split and filters)")
     dupes = [pid for pid, n in Counter(p.id for p in problems).items() if n > 1]
     if dupes:
         raise UserError(
