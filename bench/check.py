@@ -3,7 +3,12 @@
     python bench/check.py [--runs DIR] [--reference FILE]             # check; exit 1 on any FAIL
     python bench/check.py [--runs DIR] [--reference FILE] --write-reference   # record a reference
 
-Three kinds of check, read from the finished run folders (never from logs):
+The sweep must give the same verdicts on any x86-64 CPU (Intel or AMD, with or without AVX-512),
+whose floating-point kernels differ in the last bits. The starting model is the same everywhere
+(the tiny model ships as weights, ``ufo_rl/tiny_model.py``), so what still moves between machines
+is rounding inside the runs; the checks compare what rounding cannot move by more than their
+tolerance, and each still fails when the code is broken. Read from finished run folders, never
+from logs:
 
 - ``speedup``: multi-sample scoring seconds / method scoring seconds (Table 4) per dataset and
   method must not fall below ``floor`` = ``speedup_floor_fraction`` x the recorded speedup;
@@ -11,7 +16,12 @@ Three kinds of check, read from the finished run folders (never from logs):
   must lie within ``band`` of the recorded mean, where
   ``band = max(accuracy_min_band, accuracy_sigmas * std * sqrt(2 / n_seeds))`` from the seed
   spread measured when the reference was written (the spread of a difference of two means);
-- ``selection``: the hash of the selected ids per experiment x variant x seed must be equal.
+- ``rule``: every run's selected set equals its rule applied again to the run's own signal
+  (``scores.parquet``): exact on any machine, since both sides see the same numbers;
+- ``selection``: the selected ids share at least ``selection_min_overlap`` of the reference's
+  (an exact hash would fail on a near-tie that a last-bit difference flips);
+- ``signal``: the per-prompt signal (UFO confidence, pass rate) over the same ids, mean absolute
+  difference from the reference at most ``signal_max_mad``.
 
 A check in the reference with no measured counterpart fails (``missing``); measured values with
 no reference are listed but do not fail. Exit codes: 0 all pass, 1 a check failed, 2 bad input.
@@ -28,9 +38,11 @@ from pathlib import Path
 
 from ufo_rl.errors import UserError
 
-SCHEMA = 1
+SCHEMA = 2
 DEFAULT_REFERENCE = Path("results/reference/ci_reference.json")
-DEFAULTS = {"speedup_floor_fraction": 0.5, "accuracy_sigmas": 3.0, "accuracy_min_band": 0.02}
+DEFAULTS = {"speedup_floor_fraction": 0.5, "accuracy_sigmas": 3.0, "accuracy_min_band": 0.02,
+            "selection_min_overlap": 0.9, "signal_max_mad": 0.01}
+KINDS = ("speedup", "accuracy", "rule", "selection", "signal")
 
 
 def _key(kind: str, e: dict) -> str:
@@ -38,7 +50,7 @@ def _key(kind: str, e: dict) -> str:
         return f"{e['dataset']}: {e['method']} vs multisample k={e['multisample_k']}"
     if kind == "accuracy":
         return f"{e['experiment']}/{e['variant']} {e['benchmark']} {e['phase']} {e['metric']}"
-    return f"{e['experiment']}/{e['variant']} seed {e['seed']}"
+    return f"{e['experiment']}/{e['variant']} seed {e['seed']}"  # rule, selection, signal
 
 
 def _num(v):
@@ -51,7 +63,7 @@ def _num(v):
 
 def measure(runs_dir: Path) -> dict[str, list[dict]]:
     """The values the checks compare, from the finished runs under ``runs_dir``."""
-    from ufo_rl.report import accuracy_table, load_runs, runs_frame, scoring_cost_table
+    from ufo_rl.report import accuracy_table, load_runs, scoring_cost_table
 
     if not runs_dir.is_dir():
         raise UserError(f"runs folder {runs_dir} does not exist; run the CI sweep first")
@@ -79,11 +91,37 @@ def measure(runs_dir: Path) -> dict[str, list[dict]]:
                         "phase": "final", "metric": "accuracy", "value": float(r["accuracy_mean"]),
                         "std": _num(r["accuracy_std"]), "n_seeds": int(r["n_seeds"])})
 
-    rf = runs_frame(runs)
-    sel = [{"experiment": r["experiment"], "variant": r["variant"], "seed": int(r["seed"]),
-            "hash": r["selection_hash"], "n_selected": int(r["n_selected"])}
-           for _, r in rf.iterrows() if isinstance(r["selection_hash"], str)]
-    return {"speedup": list(speed.values()), "accuracy": acc, "selection": sel}
+    sel, rule, sig = [], [], []
+    for r in runs:
+        df = r.scores
+        if df.empty or "selected" not in df:
+            continue
+        e = {"experiment": r.meta.get("experiment"), "variant": r.variant, "seed": int(r.meta.get("seed", 0))}
+        keep = df["selected"].astype(bool).to_numpy()
+        ids = [str(i) for i in df["id"]]
+        sel.append({**e, "n_selected": int(keep.sum()), "ids": sorted(i for i, k in zip(ids, keep) if k)})
+        rule.append({**e, "value": _rule_holds(r, df, keep)})
+        if r.signal and r.signal in df and df[r.signal].notna().any():
+            sig.append({**e, "signal": r.signal,
+                        "values": {i: _num(v) for i, v in zip(ids, df[r.signal].to_numpy(dtype=float))}})
+    return {"speedup": list(speed.values()), "accuracy": acc, "rule": rule, "selection": sel, "signal": sig}
+
+
+def _rule_holds(run, df, keep) -> bool:
+    """Whether the run's selected set is what its rule picks from the run's own signal."""
+    import numpy as np
+
+    from ufo_rl.selection import select
+
+    cfg = run.selector_config
+    if run.signal:
+        signal = df[run.signal].to_numpy(dtype=float)
+    else:  # random and full read no signal
+        signal = np.zeros(len(df))
+    expected, _ = select(run.rule, signal, float(cfg.get("fraction", run.meta.get("fraction", 1.0))),
+                         seed=int(run.meta.get("seed", 0)), band_target=cfg.get("band_target", 0.5),
+                         n_bins=cfg.get("n_bins", 10), bin_index=cfg.get("bin_index", 0))
+    return bool(np.array_equal(expected, keep))
 
 
 def make_reference(measured: dict, rules: dict, runs_dir: Path) -> dict:
@@ -102,14 +140,16 @@ def make_reference(measured: dict, rules: dict, runs_dir: Path) -> dict:
         "runs_dir": str(runs_dir),
         "rules": {**rules, "accuracy_band": "max(accuracy_min_band, accuracy_sigmas * std * sqrt(2 / n_seeds))",
                   "speedup_floor": "speedup_floor_fraction * value"},
-        "speedup": speed, "accuracy": acc, "selection": measured["selection"],
+        "speedup": speed, "accuracy": acc, "selection": measured["selection"], "signal": measured["signal"],
     }
 
 
 def compare(reference: dict, measured: dict) -> list[dict]:
     """One row per check: check, key, reference, measured, tolerance, result (PASS/FAIL/NEW)."""
-    rows = []
-    for kind in ("speedup", "accuracy", "selection"):
+    rules = {**DEFAULTS, **reference.get("rules", {})}
+    rows = [_row("rule", _key("rule", m), "rule(signal)", "equal" if m["value"] else "differs", "equal",
+                 m["value"]) for m in measured.get("rule", [])]
+    for kind in ("speedup", "accuracy", "selection", "signal"):
         got = {_key(kind, e): e for e in measured.get(kind, [])}
         for ref in reference.get(kind, []):
             k = _key(kind, ref)
@@ -122,13 +162,31 @@ def compare(reference: dict, measured: dict) -> list[dict]:
                 val = m and m["value"]
                 ok = m is not None and abs(val - ref["value"]) <= ref["band"] + 1e-12
                 rows.append(_row(kind, k, ref["value"], val, f"± {ref['band']:.3g}", ok))
+            elif kind == "selection":
+                need = rules["selection_min_overlap"]
+                shared = len(set(ref["ids"]) & set(m["ids"])) if m else 0
+                ok = m is not None and m["n_selected"] == ref["n_selected"] and shared >= need * ref["n_selected"]
+                rows.append(_row(kind, k, f"{ref['n_selected']} ids", m and f"{shared}/{m['n_selected']} shared",
+                                 f">= {need:.0%} shared", ok))
             else:
-                val = m and m["hash"]
-                rows.append(_row(kind, k, ref["hash"], val, "equal", m is not None and val == ref["hash"]))
+                rows.append(_signal_row(k, ref, m, rules["signal_max_mad"]))
         for k, m in got.items():
-            rows.append({"check": kind, "key": k, "reference": "", "measured": _show(m.get("value", m.get("hash"))),
+            shown = m.get("value", len(m.get("ids", m.get("values", []))))
+            rows.append({"check": kind, "key": k, "reference": "", "measured": _show(shown),
                          "tolerance": "", "result": "NEW"})
     return rows
+
+
+def _signal_row(key: str, ref: dict, m: dict | None, max_mad: float) -> dict:
+    """Mean absolute difference of the per-prompt signal over the same prompts."""
+    tol = f"mean |diff| <= {max_mad:.3g}"
+    if m is None or m["signal"] != ref["signal"] or set(m["values"]) != set(ref["values"]):
+        why = "missing" if m is None else f"other {'signal' if m['signal'] != ref['signal'] else 'prompts'}"
+        return _row("signal", key, ref["signal"], why, tol, False)
+    diffs = [abs((m["values"][i] if m["values"][i] is not None else math.inf) - v)
+             for i, v in ref["values"].items() if v is not None]
+    mad = sum(diffs) / len(diffs) if diffs else 0.0
+    return _row("signal", key, ref["signal"], mad, tol, mad <= max_mad)
 
 
 def _show(v) -> str:
@@ -168,9 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             ref = make_reference(measured, {n: getattr(args, n) for n in DEFAULTS}, args.runs)
             args.reference.parent.mkdir(parents=True, exist_ok=True)
             args.reference.write_text(json.dumps(ref, indent=2) + "\n")
-            n = sum(len(ref[k]) for k in ("speedup", "accuracy", "selection"))
-            print(f"wrote {args.reference}: {n} checks ({len(ref['speedup'])} speedup, "
-                  f"{len(ref['accuracy'])} accuracy, {len(ref['selection'])} selection)")
+            counts = {k: len(ref[k]) for k in ("speedup", "accuracy", "selection", "signal")}
+            print(f"wrote {args.reference}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+                  + " checks, and a rule check for every run")
             return 0
         if not args.reference.exists():
             raise UserError(f"reference file {args.reference} does not exist; write one with --write-reference")

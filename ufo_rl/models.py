@@ -19,7 +19,7 @@ def resolve_model_path(cfg: ModelConfig, progress: bool = True) -> str:
     if cfg.name_or_path == TINY:
         from ufo_rl.tiny_model import ensure_tiny_model
 
-        return str(ensure_tiny_model(cfg.tiny, cfg.cache_dir, progress=progress))
+        return str(ensure_tiny_model(cfg.tiny, cfg.cache_dir, progress=progress, shipped=cfg.shipped_tiny))
     p = Path(cfg.name_or_path).expanduser()
     if p.exists():
         if not (p / "config.json").exists():

@@ -41,6 +41,9 @@ from ufo_rl.errors import UserError
 
 RECIPE_FILE = "ufo_rl_recipe.json"
 RECIPE_VERSION = 3  # bump when the build code (or the embedded LEVELS) changes what a recipe produces
+WEIGHTS_FILE = "model.safetensors"
+# Builds shipped with the package, one folder per recipe key (``python -m ufo_rl.tiny_model ship``)
+SHIPPED_DIR = Path(__file__).resolve().parent / "assets" / "models"
 
 SPECIAL = ["<pad>", "<unk>", "<s>", "</s>"]
 CHARS = [c for c in string.printable if c not in "\t\r\x0b\x0c"]  # letters, digits, punctuation, space, \n
@@ -233,24 +236,52 @@ def train_tiny(recipe: TinyConfig, progress: bool = True):
     return model, tok, info
 
 
-def ensure_tiny_model(recipe: TinyConfig | None = None, cache_dir: str | Path | None = None,
-                      progress: bool = True) -> Path:
-    """Path of a built tiny model for ``recipe``, building it on the first call.
+def shipped_model(recipe: TinyConfig) -> Path | None:
+    """The shipped build of ``recipe`` (``ufo_rl/assets/models/tiny-<key>``), or None."""
+    path = SHIPPED_DIR / f"tiny-{recipe_key(recipe)}"
+    return path if (path / RECIPE_FILE).exists() else None
 
-    The folder is written to a temporary name and renamed when complete, so an interrupted
-    build never leaves a half model that a later run would reuse.
+
+def weights_digest(path: Path) -> str:
+    """sha256 of a model folder's weight file, recorded in the recipe file when a build is shipped."""
+    h = hashlib.sha256()
+    with open(Path(path) / WEIGHTS_FILE, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ensure_tiny_model(recipe: TinyConfig | None = None, cache_dir: str | Path | None = None,
+                      progress: bool = True, shipped: bool = True) -> Path:
+    """Path of the tiny model for ``recipe``: the shipped build when there is one (and
+    ``shipped``), else one built here and cached, building it on the first call.
+
+    The shipped build is what makes runs comparable across machines: SFT amplifies the last-bit
+    differences between CPUs' kernels, so two machines building the same recipe get different
+    models (``results/bench/build_variation-*.json`` measures by how much). The cache folder is
+    written to a temporary name and renamed when complete, so an interrupted build never leaves
+    a half model that a later run would reuse.
     """
     recipe = recipe or TinyConfig()
+    if shipped and (found := shipped_model(recipe)) is not None:
+        return found
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     path = root / f"tiny-{recipe_key(recipe)}"
     if (path / RECIPE_FILE).exists():
         return path
     model, tok, info = train_tiny(recipe, progress=progress)
     tmp = root / f".{path.name}.tmp-{os.getpid()}"
-    tmp.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / RECIPE_FILE).write_text(json.dumps(info, indent=2))
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / RECIPE_FILE).write_text(json.dumps(info, indent=2))
+    except OSError as err:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"cannot write the tiny model under {root} ({err.strerror}); "
+                        "set model.cache_dir or $UFO_RL_CACHE to a writable folder") from err
     try:
         tmp.rename(path)
     except OSError as err:  # another process finished first: keep theirs
@@ -260,3 +291,44 @@ def ensure_tiny_model(recipe: TinyConfig | None = None, cache_dir: str | Path | 
         if not (path / RECIPE_FILE).exists():
             raise UserError(f"could not write the tiny model to {path}; check that the folder is writable") from err
     return path
+
+
+def ship(recipe: TinyConfig | None = None, source: Path | None = None, progress: bool = True) -> Path:
+    """Copy a build of ``recipe`` (``source``, or a fresh build here) into :data:`SHIPPED_DIR`,
+    recording its weights' sha256, and remove shipped builds of other recipes."""
+    import shutil
+
+    recipe = recipe or TinyConfig()
+    key = recipe_key(recipe)
+    if source is None:
+        source = ensure_tiny_model(recipe, progress=progress, shipped=False)
+    info = json.loads((Path(source) / RECIPE_FILE).read_text())
+    if info.get("recipe_key") != key:
+        raise UserError(f"{source} holds recipe {info.get('recipe_key')}, not {key}; build the default recipe")
+    dest = SHIPPED_DIR / f"tiny-{key}"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for f in Path(source).iterdir():
+        if f.is_file() and f.name != RECIPE_FILE:
+            shutil.copy2(f, dest / f.name)
+    info["weights_sha256"] = weights_digest(dest)
+    (dest / RECIPE_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    for other in SHIPPED_DIR.glob("tiny-*"):
+        if other != dest:
+            shutil.rmtree(other)
+    return dest
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(description="Build the default tiny model and ship it with the package.")
+    ap.add_argument("command", choices=["ship"])
+    ap.add_argument("--from", dest="source", type=Path, help="an existing build of the default recipe to ship")
+    args = ap.parse_args()
+    try:
+        print(ship(source=args.source))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
