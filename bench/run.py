@@ -7,14 +7,16 @@ Examples::
     python bench/run.py stage=select selector=ufo               # score + select only
     python bench/run.py -m selector=ufo,multisample,random      # the main sweep + report
 
-Each job writes its own folder under ``results/runs/<experiment>/``; after a sweep the report
-callback rebuilds ``results/tables`` and ``results/figures`` from every finished folder.
+Each job writes its own folder under ``results/runs/<experiment>/``, named by its identity
+(``ufo_rl/identity.py``); after a sweep the report callback rebuilds ``results/tables`` and
+``results/figures`` from every finished folder. Bad input ends in one line on stderr and exit
+status 2, and the job takes back every file and folder it created (``ufo_rl/io.py``); an
+unexpected error keeps its traceback, since that is a bug.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -28,30 +30,30 @@ register_configs()
 
 
 def run_job(cfg: DictConfig) -> dict:
+    from hydra.core.hydra_config import HydraConfig
+
+    from ufo_rl.identity import remove_new_folders
+    from ufo_rl.io import LEDGER
     from ufo_rl.pipeline import Job
 
-    run_dir = None
+    LEDGER.reset()
+    run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
     try:
         rc = to_run_config(cfg)
         run_dir = Path(rc.run_dir)
         out = Job(rc).run()
         if rc.stage == "plan":
             print(json.dumps(out["plan"], indent=2))
-            _discard_unfinished(run_dir)  # a plan writes nothing
+            remove_new_folders(run_dir)  # a plan writes nothing: only Hydra's empty folder goes
         else:
             print(f"[ufo-rl] done: {run_dir}")
         return out
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
-        _discard_unfinished(run_dir)  # leave no half-written results
+        LEDGER.rollback()  # what this job wrote, and nothing else
+        if run_dir is not None:
+            remove_new_folders(run_dir)
         sys.exit(2)
-
-
-def _discard_unfinished(run_dir: Path | None) -> None:
-    """Remove this job's folder unless it holds a finished run or checkpoints to resume from."""
-    if run_dir is not None and run_dir.exists() and not (run_dir / "meta.json").exists() \
-            and not (run_dir / "checkpoints").exists():
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

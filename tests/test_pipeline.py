@@ -98,7 +98,7 @@ def cli(*args, cwd=PROJECT_ROOT):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["dataset=jsonl", "dataset.path=/nonexistent/pool.jsonl"], "does not exist"),
+    (["dataset=jsonl", "dataset.path=/nonexistent/pool.jsonl"], "/nonexistent/pool.jsonl"),
     (["selector.fraction=1.5"], "fraction must be in (0, 1]"),
     (["selector.name=oracle"], "unknown selector 'oracle'"),
     (["trainer.budget=forever"], "unknown trainer.budget"),
@@ -121,15 +121,24 @@ def test_malformed_pool_names_file_and_line(tmp_path, micro_model):
     assert not (tmp_path / "res" / "runs" / "default" / "ufo-top_mid-seed0").exists()
 
 
-def test_plan_validates_without_loading_a_model(tmp_path):
-    r = cli("stage=plan", "model.name_or_path=/no/such/weights/needed/for/a/plan", "experiment=table5_selection",
-            f"results_dir={tmp_path}")
-    # a plan never loads the model, but a local path that does not exist is reported when used;
-    # the plan itself only validates names, fractions and data paths
+def test_plan_validates_without_loading_a_model(tmp_path, micro_model):
+    # the folder holds a config and a tokenizer, but its weights are never read by a plan
+    (tmp_path / "m").mkdir()
+    for f in ("config.json", "tokenizer.json"):
+        (tmp_path / "m" / f).write_bytes((micro_model / f).read_bytes())
+    r = cli("stage=plan", f"model.name_or_path={tmp_path / 'm'}", "experiment=table5_selection",
+            f"results_dir={tmp_path / 'res'}")
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout[r.stdout.index("{"):])
-    assert plan["experiment"] == "table5_selection" and plan["selector"] == "ufo"
-    assert not (tmp_path / "runs" / "table5_selection" / "ufo-top_mid-seed0").exists()
+    assert plan["experiment"] == "table5_selection" and plan["selector"] == "ufo" and plan["n_pool"] == 2000
+    assert not (tmp_path / "res").exists(), "a plan wrote or left something"
+    # a model folder that does not exist, or has no tokenizer, fails the plan in one line
+    r = cli("stage=plan", "model.name_or_path=/no/such/weights", f"results_dir={tmp_path / 'res'}")
+    assert r.returncode == 2 and r.stderr.strip() == ("error: model folder /no/such/weights does not exist; "
+                                                       "check model.name_or_path")
+    (tmp_path / "m" / "tokenizer.json").unlink()
+    r = cli("stage=plan", f"model.name_or_path={tmp_path / 'm'}", f"results_dir={tmp_path / 'res'}")
+    assert r.returncode == 2 and "has no tokenizer" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_whole_job_trains_evaluates_and_accounts_time(tmp_path, micro_model):
@@ -166,5 +175,7 @@ def test_sweep_under_submitit_local_launcher(tmp_path, micro_model):
             f"results_dir={tmp_path}", "progress=false")
     assert r.returncode == 0, r.stderr[-2000:]
     for name in ("ufo-top_mid-seed0", "random-random-seed0"):
-        meta = json.loads((tmp_path / "runs" / "default" / name / "meta.json").read_text())
+        [folder] = (tmp_path / "runs" / "default").glob(f"{name}-*")
+        meta = json.loads((folder / "meta.json").read_text())
         assert meta["status"] == "done" and meta["n_selected"] == 6
+        assert folder.name == f"{name}-{meta['identity'][:8]}"

@@ -57,6 +57,9 @@ class ModelConfig:
     tiny: TinyConfig = field(default_factory=TinyConfig)
     # where built tiny models are cached (default: the user cache dir, or $UFO_RL_CACHE)
     cache_dir: Optional[str] = None
+    # tiny only: use the build shipped with the package when the recipe matches (the same
+    # starting model on every machine); false builds it on this machine instead
+    shipped_tiny: bool = True
     # auto: bfloat16 on a GPU that supports it, else float16 on GPU, float32 on CPU
     dtype: str = "auto"
     # auto: cuda when available, else cpu
@@ -103,8 +106,20 @@ class DatasetConfig:
     # how the gold answer is read from answer_field: field (as is) | gsm8k (after ####) |
     # boxed (last \boxed{}) | number (last number)
     answer_extraction: str = "field"
-    # keep only the first N rows (null: all)
+    # keep only the first N rows (null: all); with on_bad_answer=skip, the first N kept rows
     limit: Optional[int] = None
+    # a row whose gold answer cannot be read (null, NaN, a boolean, no match for
+    # answer_extraction, empty): error (stop with the file line) | skip (drop the row; the
+    # loader prints how many and which, and fails when no row is left)
+    on_bad_answer: str = "error"
+    # the question composed from several fields, e.g. "{body} {question}" (plain {name} fields
+    # only; literal braces as {{ and }}); when set, question_field is not read
+    question_template: Optional[str] = None
+    # RL pool only: a cap on a prompt's length in tokens of the model's tokenizer, chat template
+    # included (null: no cap), and what to do with a longer prompt: error | skip (dropped, and
+    # counted in scoring.json)
+    max_prompt_tokens: Optional[int] = None
+    on_long_prompt: str = "error"
 
 
 @dataclass
@@ -219,11 +234,32 @@ def register_configs() -> None:
 
 
 def to_run_config(cfg) -> RunConfig:
-    """Convert a composed DictConfig once; raises on unknown, missing or mistyped values.
+    """Convert a composed DictConfig once; raises UserError on unknown, missing or mistyped values.
 
     The composed config is flattened to plain containers first, so a key that Hydra let through
-    with ``+key=value`` is still checked against the schema here.
+    with ``+key=value`` is still checked against the schema here, and a mandatory value left
+    unset (``???``, e.g. ``model=hf`` without ``model.name_or_path``) fails instead of quietly
+    keeping the schema's default.
     """
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), plain))
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+    from ufo_rl.errors import UserError
+
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), plain))
+    except MissingMandatoryValue as e:
+        key = e.full_key or "a key"
+        raise UserError(f"{key} is mandatory and not set; give it on the command line ({key}=...)") from e
+    except OmegaConfBaseException as e:
+        msg = str(e).splitlines()[0]
+        where = f" ({e.full_key})" if getattr(e, "full_key", None) else ""
+        raise UserError(f"invalid config{where}: {msg}; check the key's name and type "
+                        "(python bench/run.py --cfg job prints the config)") from e
+
+
+# Hydra names run folders through these resolvers (conf/config.yaml); registered on import so
+# that a launcher's worker process, which imports this module to run a job, has them too.
+from ufo_rl.identity import register_resolvers  # noqa: E402
+
+register_resolvers()

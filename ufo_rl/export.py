@@ -8,12 +8,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from ufo_rl.io import write_jsonl, write_parquet
 from ufo_rl.problems import Problem
 
 
@@ -24,14 +24,12 @@ def messages(question: str, system_prompt: str | None) -> list[dict]:
 
 
 def export_subset(problems: Sequence[Problem], folder: Path, system_prompt: str | None = None) -> None:
-    with open(folder / "subset.jsonl", "w") as f:
-        for p in problems:
-            f.write(json.dumps({"id": p.id, "prompt": messages(p.question, system_prompt),
-                                "answer": p.answer, "solution": p.solution,
-                                "difficulty": p.difficulty, "source": p.source}) + "\n")
-    pd.DataFrame([
+    write_jsonl(folder / "subset.jsonl", (
+        {"id": p.id, "prompt": messages(p.question, system_prompt), "answer": p.answer,
+         "solution": p.solution, "difficulty": p.difficulty, "source": p.source} for p in problems))
+    write_parquet(folder / "subset_verl.parquet", pd.DataFrame([
         {"data_source": p.source, "prompt": messages(p.question, system_prompt), "ability": "math",
          "reward_model": {"style": "rule", "ground_truth": p.answer},
          "extra_info": {"id": p.id, "index": i, "difficulty": p.difficulty}}
         for i, p in enumerate(problems)
-    ]).to_parquet(folder / "subset_verl.parquet", index=False)
+    ]))

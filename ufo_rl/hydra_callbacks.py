@@ -1,15 +1,48 @@
-"""Hydra callback: after a sweep (or a single run), rebuild the tables and figures."""
+"""Hydra callbacks: check the output folder before Hydra creates it; rebuild the report after."""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 
+def output_folder_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot hold a run (an existing file, an unwritable parent), or None."""
+    path = Path(path).absolute()
+    if path.exists() and not path.is_dir():
+        return f"the run folder {path} is an existing file; set results_dir (or hydra.run.dir) to a folder"
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"cannot create {path}: {parent} is a file; set results_dir to a folder"
+    try:  # os.access says yes to root even on a read-only mount: try it
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        return f"cannot write under {parent} ({e.strerror}); set results_dir to a writable folder"
+    return None
+
+
 class ReportCallback(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config.hydra.sweep.dir)
+
+    @staticmethod
+    def _check(folder) -> None:
+        problem = output_folder_problem(os.fspath(folder))
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            sys.exit(2)
+
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         self._report(config)
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -23,16 +25,13 @@ from omegaconf import OmegaConf
 
 from ufo_rl.config import BUDGETS, DatasetConfig, RunConfig
 from ufo_rl.errors import UserError
+from ufo_rl.io import LEDGER, ensure_dir, read_json, write_json, write_jsonl, write_parquet, write_text
 from ufo_rl.problems import Problem, fingerprint_problems
-from ufo_rl.selection import RULES, select
+from ufo_rl.selection import RULES, n_keep, select
 
 STAGES = ("plan", "select", "train", "all")
-
-
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+# what a finished folder's stage already covers
+COVERS = {"select": {"select"}, "train": {"select", "train", "all"}, "all": {"select", "train", "all"}}
 
 
 def load_dataset(cfg: DatasetConfig) -> list[Problem]:
@@ -41,9 +40,66 @@ def load_dataset(cfg: DatasetConfig) -> list[Problem]:
     return load_problems(cfg)
 
 
+def load_pool(cfg: DatasetConfig) -> tuple[list[Problem], dict]:
+    """The RL pool and what loading it dropped (rows whose gold answer could not be read)."""
+    from ufo_rl.data.loaders import load_problems_with_report
+
+    return load_problems_with_report(cfg)
+
+
 def default_rule(name: str, rule: str) -> str:
     """``random`` and ``full`` have no signal: their rule is fixed by the name."""
     return {"random": "random", "full": "all"}.get(name, rule)
+
+
+# (value, name, lowest allowed, strict): numeric settings and their ranges, checked by the plan
+def _ranges(cfg: RunConfig) -> list[tuple[float, str, float, bool]]:
+    t, s, e, m = cfg.trainer, cfg.selector, cfg.eval, cfg.model
+    return [
+        (cfg.seed, "seed", 0, False), (s.k, "selector.k", 1, False), (s.batch_size, "selector.batch_size", 1, False),
+        (s.temperature, "selector.temperature", 0, False), (s.n_bins, "selector.n_bins", 1, False),
+        (t.num_generations, "trainer.num_generations", 2, False), (t.max_steps, "trainer.max_steps", 1, False),
+        (t.epochs, "trainer.epochs", 0, True), (t.learning_rate, "trainer.learning_rate", 0, False),
+        (t.per_device_prompts, "trainer.per_device_prompts", 1, False),
+        (t.gradient_accumulation_steps, "trainer.gradient_accumulation_steps", 1, False),
+        (t.max_completion_length, "trainer.max_completion_length", 1, False),
+        (t.max_prompt_length, "trainer.max_prompt_length", 0, False), (t.temperature, "trainer.temperature", 0, True),
+        (t.eval_every, "trainer.eval_every", 0, False), (t.save_steps, "trainer.save_steps", 1, False),
+        (e.k, "eval.k", 0, False), (e.batch_size, "eval.batch_size", 1, False),
+        (e.temperature, "eval.temperature", 0, False),
+        (m.max_new_tokens, "model.max_new_tokens", 1, False),
+    ]
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
+def _check_model_folder(cfg: RunConfig) -> None:
+    """A local model folder must hold a config and a tokenizer (a hub id is checked when loaded)."""
+    name = cfg.model.name_or_path
+    if name == "tiny":
+        return
+    p = Path(name).expanduser()
+    if not p.exists():
+        if name.startswith(("/", ".", "~")):
+            raise UserError(f"model folder {name} does not exist; check model.name_or_path")
+        return
+    if not p.is_dir():
+        raise UserError(f"model.name_or_path {name} is a file; give the Hugging Face checkpoint folder")
+    if not (p / "config.json").is_file():
+        raise UserError(f"model folder {p} has no config.json; point model.name_or_path at a "
+                        "Hugging Face checkpoint folder")
+    if not any((p / f).is_file() for f in TOKENIZER_FILES):
+        raise UserError(f"model folder {p} has no tokenizer ({', '.join(TOKENIZER_FILES)}); "
+                        "save the tokenizer into it (tokenizer.save_pretrained)")
+
+
+def _check_writable(path: Path, what: str) -> None:
+    from ufo_rl.hydra_callbacks import output_folder_problem
+
+    problem = output_folder_problem(path)
+    if problem:
+        raise UserError(f"{what}: {problem}")
 
 
 def make_plan(cfg: RunConfig) -> dict:
@@ -60,16 +116,32 @@ def make_plan(cfg: RunConfig) -> dict:
         raise UserError(f"unknown selector.rule {rule!r}; known: {', '.join(sorted(RULES))}")
     if not 0 < cfg.selector.fraction <= 1:
         raise UserError(f"selector.fraction must be in (0, 1], got {cfg.selector.fraction}")
-    if cfg.selector.k < 1:
-        raise UserError(f"selector.k must be >= 1, got {cfg.selector.k}")
-    if cfg.trainer.num_generations < 2:
-        raise UserError("trainer.num_generations must be >= 2 (GRPO compares answers within a group)")
-    for name, ds in [("dataset", cfg.dataset), *[(f"eval.benchmarks.{k}", v) for k, v in cfg.eval.benchmarks.items()]]:
-        if ds.kind in ("jsonl", "parquet"):
-            if not ds.path:
-                raise UserError(f"{name}.path is not set; give the {ds.kind} file")
-            if not Path(ds.path).expanduser().exists():
-                raise UserError(f"{name}.path {ds.path} does not exist; give an existing {ds.kind} file")
+    for value, name, low, strict in _ranges(cfg):
+        if value < low or (strict and value == low):
+            raise UserError(f"{name} must be {'>' if strict else '>='} {low}, got {value}")
+    if rule == "bin" and not 0 <= cfg.selector.bin_index < cfg.selector.n_bins:
+        raise UserError(f"selector.bin_index must be in [0, {cfg.selector.n_bins}), got {cfg.selector.bin_index}")
+    if cfg.selector.name == "ufo" and cfg.selector.target not in ("answer", "solution", "greedy"):
+        raise UserError(f"unknown selector.target {cfg.selector.target!r}; use answer, solution or greedy")
+    if cfg.dataset.on_long_prompt not in ("error", "skip"):
+        raise UserError(f"unknown dataset.on_long_prompt {cfg.dataset.on_long_prompt!r}; use error or skip")
+    if cfg.dataset.max_prompt_tokens is not None and cfg.dataset.max_prompt_tokens < 1:
+        raise UserError(f"dataset.max_prompt_tokens must be >= 1 or null, got {cfg.dataset.max_prompt_tokens}")
+    if cfg.model.generation_backend not in ("hf", "vllm"):
+        raise UserError(f"unknown model.generation_backend {cfg.model.generation_backend!r}; use hf or vllm")
+    import torch
+
+    from ufo_rl.models import resolve_dtype
+
+    resolve_dtype(cfg.model, torch.device("cpu"))  # an unknown dtype name is one line
+    if scorer.needs_model or cfg.stage in ("train", "all"):
+        _check_model_folder(cfg)
+    from ufo_rl.data.loaders import check_dataset_config
+
+    for ds in [cfg.dataset, *cfg.eval.benchmarks.values()]:
+        check_dataset_config(ds)
+    if cfg.stage != "plan":
+        _check_writable(_cache_root(cfg), "cache_dir")
     return {
         "experiment": cfg.experiment,
         "stage": cfg.stage,
@@ -84,6 +156,17 @@ def make_plan(cfg: RunConfig) -> dict:
         "seed": cfg.seed,
         "run_dir": cfg.run_dir,
     }
+
+
+def check_sizes(cfg: RunConfig, pool: list[Problem]) -> None:
+    """The subset the rule keeps from this pool is not empty (the same rounding as the rules)."""
+    rule = default_rule(cfg.selector.name, cfg.selector.rule)
+    if rule == "bin":
+        if len(pool) < cfg.selector.n_bins:
+            raise UserError(f"a pool of {len(pool)} cannot be split into {cfg.selector.n_bins} bins; "
+                            "lower selector.n_bins")
+    elif rule != "all":
+        n_keep(len(pool), cfg.selector.fraction)
 
 
 def is_main_process() -> bool:
@@ -104,6 +187,7 @@ class Job:
         self._vllm = None
         self._tokenizer = None
         self._identity: tuple[str, str] | None = None
+        self.pool_report: dict = {}
 
     def model_identity(self) -> tuple[str, str]:
         """(loadable path, content fingerprint) of the configured model, computed once per job:
@@ -168,9 +252,10 @@ class Job:
         folder = _cache_root(cfg) / f"{scorer.name}-{key}"
         df, cost, samples, status = score_with_cache(folder, pool, score_chunk, progress=cfg.progress)
         first = folder / "first_cost.json"  # the cost figures of the run that actually scored
-        if not first.exists():
-            write_json(first, {**cost, **info})
-        original = json.loads(first.read_text())
+        original = read_json(first)
+        if original is None:
+            original = {**cost, **info}
+            write_json(first, original)
 
         signal_name = cfg.selector.signal or scorer.signal
         rule = default_rule(scorer.name, cfg.selector.rule)
@@ -220,16 +305,16 @@ class Job:
             "fraction": 1.0 if rule == "all" else cfg.selector.fraction,
             "n_selected": int(keep.sum()),
             "selector_config": asdict(cfg.selector),
+            "pool_report": self.pool_report,
         }
         self.timing["scoring_seconds"] = secs
         self.timing["scoring_cached"] = status["cached"]
         if not is_main_process():  # under `accelerate launch` every rank selects, rank 0 writes
             return df, scoring
-        df.to_parquet(self.dir / "scores.parquet", index=False)
+        write_parquet(self.dir / "scores.parquet", df)
         write_json(self.dir / "scoring.json", scoring)
         if samples:
-            with open(self.dir / "samples.jsonl", "w") as f:
-                f.writelines(json.dumps(s) + "\n" for s in samples)
+            write_jsonl(self.dir / "samples.jsonl", samples)
         from ufo_rl.export import export_subset
 
         export_subset([p for p, k in zip(pool, keep) if k], self.dir, cfg.model.system_prompt)
@@ -244,11 +329,8 @@ class Job:
 
         metrics, records = evaluate(model, tok, benches, self.cfg.eval, self.cfg.model, self.cfg.seed,
                                     self.cfg.progress)
-        out = self.dir / "eval_samples"
-        out.mkdir(exist_ok=True)
         for name, recs in records.items():
-            with open(out / f"{phase}-{name}.jsonl", "w") as f:
-                f.writelines(json.dumps(r) + "\n" for r in recs)
+            write_jsonl(self.dir / "eval_samples" / f"{phase}-{name}.jsonl", recs)
         return metrics
 
     def evaluate_before(self, benches) -> dict:
@@ -259,11 +341,11 @@ class Job:
             "data": {k: fingerprint_problems(v) for k, v in benches.items()},
         }, sort_keys=True, default=str).encode()).hexdigest()[:16]
         cached = _cache_root(self.cfg) / f"eval-{key}.json"
-        if cached.exists():
-            return json.loads(cached.read_text())
+        metrics = read_json(cached)  # a torn or unreadable entry is recomputed
+        if isinstance(metrics, dict) and metrics:
+            return metrics
         model, tok, _ = self.model()
         metrics = self.evaluate(model, tok, benches, "before")
-        cached.parent.mkdir(parents=True, exist_ok=True)
         write_json(cached, metrics)
         return metrics
 
@@ -306,25 +388,122 @@ class Job:
 
     # ---- the whole job -----------------------------------------------------------------------
     def run(self) -> dict:
+        """Plan, then (unless ``stage=plan``) claim the folder and run the job in it.
+
+        Everything that can be checked is checked before anything is written: the config, the
+        model folder, the pool and benchmarks (loaded here), the subset size.
+        """
         cfg = self.cfg
         t_start = time.perf_counter()
         plan = make_plan(cfg)
+        pool, self.pool_report = load_pool(cfg.dataset)
         if cfg.stage == "plan":
-            return {"plan": plan}
-        meta_path = self.dir / "meta.json"
-        if meta_path.exists() and json.loads(meta_path.read_text()).get("status") == "done":
+            check_sizes(cfg, pool)
+            return {"plan": {**plan, "n_pool": len(pool)}}
+        pool = self._cap_prompts(pool)
+        check_sizes(cfg, pool)
+        benches = self.benchmarks() if cfg.stage in ("train", "all") else {}
+        with self._lock():
+            done = self._claim_folder()
+            if done is not None:
+                return done
+            return self._run(pool, benches, t_start)
+
+    def _cap_prompts(self, pool: list[Problem]) -> list[Problem]:
+        """Apply ``dataset.max_prompt_tokens`` with its policy (error or skip)."""
+        from ufo_rl.models import build_prompt
+
+        ds = self.cfg.dataset
+        self.pool_report.update(skipped_long_prompt=0, skipped_long_first=[], max_prompt_tokens=ds.max_prompt_tokens)
+        if ds.max_prompt_tokens is None:
+            return pool
+        tok = self._tok()
+        prompts = [build_prompt(tok, p.question, self.cfg.model.system_prompt) for p in pool]
+        lengths = [len(ids) for ids in tok(prompts, add_special_tokens=False)["input_ids"]]
+        long = [(p, n) for p, n in zip(pool, lengths) if n > ds.max_prompt_tokens]
+        if not long:
+            return pool
+        if ds.on_long_prompt != "skip":
+            p, n = long[0]
+            raise UserError(f"{ds.name}: problem {p.id!r} has a prompt of {n} tokens, over dataset.max_prompt_tokens="
+                            f"{ds.max_prompt_tokens} ({len(long)} prompts in all); raise the cap or set "
+                            "dataset.on_long_prompt=skip")
+        ids = {p.id for p, _ in long}
+        kept = [p for p in pool if p.id not in ids]
+        if not kept:
+            raise UserError(f"{ds.name}: every prompt is over dataset.max_prompt_tokens={ds.max_prompt_tokens}; "
+                            "raise the cap")
+        first = [p.id for p, _ in long[:5]]
+        self.pool_report.update(skipped_long_prompt=len(long), skipped_long_first=first)
+        print(f"{ds.name}: skipped {len(long)} prompts over {ds.max_prompt_tokens} tokens "
+              f"(first: {', '.join(first)})", file=sys.stderr)
+        return kept
+
+    @contextmanager
+    def _lock(self):
+        """One job at a time in a folder: a second identical job waits, then finds it done."""
+        if not is_main_process():  # ranks of one launch share the folder by design
+            yield
+            return
+        import fcntl
+
+        digest = hashlib.sha256(str(self.dir.absolute()).encode()).hexdigest()[:16]
+        path = ensure_dir(_cache_root(self.cfg) / "locks") / f"{digest}.lock"
+        created = not path.exists()
+        with open(path, "a") as fh:
+            if created:
+                LEDGER.files.append(path)
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"[ufo-rl] another job is running in {self.dir}; waiting for it", file=sys.stderr)
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _claim_folder(self) -> dict | None:
+        """Refuse a folder that holds another run or foreign files; return the finished run's
+        ``meta.json`` when this very job is already done there (to the requested stage)."""
+        from ufo_rl.identity import differing_keys, identity_fields, identity_hash, run_identity
+
+        cfg_path = self.dir / "config.yaml"
+        if cfg_path.exists():
+            try:
+                from ufo_rl.config import to_run_config
+
+                theirs = identity_fields(to_run_config(OmegaConf.load(cfg_path)))
+            except Exception:  # written by another version of the suite, or damaged
+                theirs = None
+            if theirs is None or run_identity(self.cfg) != identity_hash(theirs):
+                keys = differing_keys(theirs, identity_fields(self.cfg)) if theirs else ["(unreadable config.yaml)"]
+                raise UserError(f"run folder {self.dir} holds another run (differs in: {', '.join(keys[:6])}); "
+                                "give this job another folder (hydra.run.dir) or delete that one")
+        elif self.dir.is_dir() and any(self.dir.iterdir()):
+            raise UserError(f"run folder {self.dir} is not empty and holds no run of this suite; "
+                            "give the job a new or empty folder (hydra.run.dir)")
+        meta = read_json(self.dir / "meta.json")
+        if isinstance(meta, dict) and meta.get("status") == "done" and \
+                self.cfg.stage in COVERS.get(meta.get("stage", "all"), set()):
             print(f"[ufo-rl] {self.dir} is already done; delete it to rerun")
-            return json.loads(meta_path.read_text())
-        self.dir.mkdir(parents=True, exist_ok=True)
+            return meta
+        return None
+
+    def _run(self, pool: list[Problem], benches: dict, t_start: float) -> dict:
+        from ufo_rl.identity import run_identity
         from ufo_rl.provenance import provenance
 
-        pool = load_dataset(cfg.dataset)
-        benches = self.benchmarks() if cfg.stage in ("train", "all") else {}
+        cfg = self.cfg
+        ensure_dir(self.dir)
+        meta_path = self.dir / "meta.json"
         if is_main_process():  # every rank runs the job under `accelerate launch`; rank 0 writes
-            (self.dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+            write_text(self.dir / "config.yaml", f"# run identity: {run_identity(cfg)}\n"
+                       + OmegaConf.to_yaml(OmegaConf.structured(cfg)))
         df, scoring = self.select(pool)
         subset = [p for p, k in zip(pool, df["selected"]) if k]
         meta = {"experiment": cfg.experiment, "selector": cfg.selector.name, "seed": cfg.seed,
+                "identity": run_identity(cfg),
                 "rule": scoring["rule"], "fraction": scoring["fraction"], "n_pool": len(pool),
                 "n_selected": len(subset), "budget": cfg.trainer.budget, "stage": cfg.stage,
                 "model": scoring["model"] or cfg.model.name_or_path, "dataset": cfg.dataset.name,
