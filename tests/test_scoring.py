@@ -159,7 +159,7 @@ def test_cache_hit_and_resume(tmp_path, loaded, pool):
 
     folder = tmp_path / "c"
     df, cost, _, status = score_with_cache(folder, pool, score, chunk_size=16, progress=False)
-    assert calls == [16, 16, 8] and status == {"cached": False, "resumed_chunks": 0}
+    assert calls == [16, 16, 8] and status == {"cached": False, "resumed_chunks": 0, "repaired_chunks": 0}
     # second call: nothing recomputed, same values, same original cost
     df2, cost2, _, status2 = score_with_cache(folder, pool, score, chunk_size=16, progress=False)
     assert calls == [16, 16, 8] and status2["cached"]
@@ -168,13 +168,43 @@ def test_cache_hit_and_resume(tmp_path, loaded, pool):
     # an interrupted run: the last chunk's completion marker is gone; only it is redone
     (folder / "chunk-00002.json").unlink()
     df3, cost3, _, status3 = score_with_cache(folder, pool, score, chunk_size=16, progress=False)
-    assert calls == [16, 16, 8, 8] and status3 == {"cached": False, "resumed_chunks": 2}
+    assert calls == [16, 16, 8, 8] and status3 == {"cached": False, "resumed_chunks": 2, "repaired_chunks": 0}
     np.testing.assert_allclose(df3["logprob_mean"], df["logprob_mean"], atol=1e-6)
     assert json.loads((folder / "chunk-00000.json").read_text())["n"] == 16
 
 
-def test_cache_refuses_a_foreign_pool(tmp_path, loaded, pool):
+def test_cache_recomputes_a_foreign_pool(tmp_path, loaded, pool, capsys):
     score = lambda chunk: get_scorer("ufo").fn(ctx_for(loaded), chunk)  # noqa: E731
     score_with_cache(tmp_path, pool[:10], score, chunk_size=16, progress=False)
-    with pytest.raises(RuntimeError, match="does not match the pool"):
-        score_with_cache(tmp_path, pool[10:20], score, chunk_size=16, progress=False)
+    df, _, _, status = score_with_cache(tmp_path, pool[10:20], score, chunk_size=16, progress=False)
+    assert list(df["id"]) == [p.id for p in pool[10:20]] and status["repaired_chunks"] == 1
+    assert "holds other problems; recomputing it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["truncate values", "torn record", "edit values", "drop samples"])
+def test_cache_repairs_a_damaged_chunk(tmp_path, loaded, pool, capsys, damage):
+    calls = []
+
+    def score(chunk):
+        calls.append(len(chunk))
+        return get_scorer("ufo").fn(ctx_for(loaded), chunk)
+
+    df, _, _, _ = score_with_cache(tmp_path, pool, score, chunk_size=16, progress=False)
+    vals, rec = tmp_path / "chunk-00001.parquet", tmp_path / "chunk-00001.json"
+    if damage == "truncate values":
+        vals.write_bytes(vals.read_bytes()[:100])
+    elif damage == "torn record":
+        rec.write_text(rec.read_text()[:20])
+    elif damage == "edit values":  # a readable parquet whose bytes are not the ones recorded
+        pd.read_parquet(vals).assign(confidence=0.5).to_parquet(vals, index=False)
+    else:
+        (tmp_path / "chunk-00001.samples.jsonl").unlink()
+    df2, _, _, status = score_with_cache(tmp_path, pool, score, chunk_size=16, progress=False)
+    assert calls == [16, 16, 8, 16], "only the damaged chunk is recomputed"
+    assert status["repaired_chunks"] == 1 and not status["cached"]
+    np.testing.assert_allclose(df2["logprob_mean"], df["logprob_mean"], atol=1e-6)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    assert len(err) == 1 and "chunk-00001.json" in err[0] and "recomputing it" in err[0]
+    # repaired for good: the next run reads every chunk from the cache
+    score_with_cache(tmp_path, pool, score, chunk_size=16, progress=False)
+    assert calls == [16, 16, 8, 16]

@@ -6,19 +6,22 @@ prompt format (system prompt, answer prefix, generation cap). A sweep over selec
 therefore scores each pool once per method. The pool is scored in chunks; each finished chunk
 is written atomically (values, then its cost record as the completion marker), so an
 interrupted run resumes at the first missing chunk and the summed cost stays the true cost.
+The cost record carries the row count and the sha256 of the chunk's files: a chunk that does
+not match them (truncated, torn, from another pool) is recomputed, with a one-line warning.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ufo_rl.io import atomic_write, ensure_dir, write_text
 from ufo_rl.problems import Problem
 from ufo_rl.scorers import ScoreChunk, Scorer
 
@@ -38,10 +41,26 @@ def cache_key(scorer: Scorer, selector_cfg, model_cfg, model_fp: str, data_fp: s
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_chunk(vals: Path, meta: Path, samp: Path, chunk: Sequence[Problem]):
+    """(values, samples, cost record) of a finished chunk, or a reason why it cannot be used."""
+    try:
+        rec = json.loads(meta.read_text())
+        if rec.get("n") != len(chunk):
+            return f"holds {rec.get('n')} rows, not {len(chunk)}"
+        for path, key in ((vals, "sha256"), (samp, "samples_sha256")):
+            if key in rec and _digest(path) != rec[key]:
+                return f"{path.name} does not match its checksum"
+        df = pd.read_parquet(vals)
+        samples = [json.loads(line) for line in samp.read_text().splitlines() if line]
+    except (OSError, ValueError) as e:  # absent, torn, not JSON, not parquet
+        return f"unreadable ({type(e).__name__})"
+    if list(df["id"]) != [p.id for p in chunk]:
+        return "holds other problems"
+    return df, samples, rec
 
 
 def score_with_cache(
@@ -53,39 +72,45 @@ def score_with_cache(
 ) -> tuple[pd.DataFrame, dict, list[dict], dict]:
     """Score ``problems`` chunk by chunk into ``folder``; returns (columns, cost, samples, status).
 
-    ``status`` says whether every chunk came from the cache (``cached``) and how many chunks
-    were resumed from an earlier, interrupted run (``resumed_chunks``).
+    ``status`` says whether every chunk came from the cache (``cached``), how many chunks were
+    resumed from an earlier, interrupted run (``resumed_chunks``) and how many damaged chunks
+    were recomputed (``repaired_chunks``).
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_dir(folder)
     chunks = [problems[i : i + chunk_size] for i in range(0, len(problems), chunk_size)]
     frames, samples = [], []
     cost = {"scoring_seconds": 0.0, "forward_tokens": 0, "generated_tokens": 0}
-    found = 0
+    found = repaired = 0
     bar = tqdm(total=len(problems), desc="scoring", disable=not progress)
     for i, chunk in enumerate(chunks):
         vals, meta, samp = (folder / f"chunk-{i:05d}{ext}" for ext in (".parquet", ".json", ".samples.jsonl"))
-        if meta.exists():
+        got = _read_chunk(vals, meta, samp, chunk) if meta.exists() else None
+        if isinstance(got, str):
+            print(f"warning: score cache chunk {meta} {got}; recomputing it", file=sys.stderr)
+            repaired += 1
+            got = None
+        if got is not None:
             found += 1
-            rec = json.loads(meta.read_text())
+            df, samp_rows, rec = got
         else:
             out = score_chunk(chunk)
             df = pd.DataFrame(out.columns)
             df.insert(0, "id", [p.id for p in chunk])
+            samp_rows = out.samples
+            atomic_write(vals, lambda t, df=df: df.to_parquet(t, index=False))
+            write_text(samp, "".join(json.dumps(s) + "\n" for s in samp_rows))
             rec = {"seconds": out.seconds, "forward_tokens": out.forward_tokens,
-                   "generated_tokens": out.generated_tokens, "n": len(chunk)}
-            lines = "".join(json.dumps(s) + "\n" for s in out.samples)
-            _atomic_write(vals, lambda t, df=df: df.to_parquet(t, index=False))
-            _atomic_write(samp, lambda t, lines=lines: t.write_text(lines))
-            _atomic_write(meta, lambda t, rec=rec: t.write_text(json.dumps(rec)))  # marks the chunk done
-        frames.append(pd.read_parquet(vals))
-        samples.extend(json.loads(line) for line in samp.read_text().splitlines() if line)
+                   "generated_tokens": out.generated_tokens, "n": len(chunk),
+                   "sha256": _digest(vals), "samples_sha256": _digest(samp)}
+            write_text(meta, json.dumps(rec))  # written last: marks the chunk done
+        frames.append(df)
+        samples.extend(samp_rows)
         cost["scoring_seconds"] += rec["seconds"]
         cost["forward_tokens"] += rec["forward_tokens"]
         cost["generated_tokens"] += rec["generated_tokens"]
         bar.update(len(chunk))
     bar.close()
     df = pd.concat(frames, ignore_index=True)
-    if list(df["id"]) != [p.id for p in problems]:  # a stale or foreign chunk: refuse it
-        raise RuntimeError(f"score cache {folder} does not match the pool; delete it and rerun")
-    status = {"cached": found == len(chunks), "resumed_chunks": found if 0 < found < len(chunks) else 0}
+    status = {"cached": found == len(chunks), "resumed_chunks": found if 0 < found < len(chunks) else 0,
+              "repaired_chunks": repaired}
     return df, cost, samples, status
