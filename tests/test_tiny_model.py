@@ -129,3 +129,61 @@ def test_slip_fraction_out_of_range_is_a_user_error():
 
     with pytest.raises(UserError, match="slip_frac"):
         tiny_model.with_slips([], 1.5, seed=0)
+
+
+# ---- the shipped build ---------------------------------------------------------------------
+
+
+def test_the_default_recipe_ships_and_its_weights_are_intact():
+    """The default model is the same file on every machine; a recipe change without a new
+    shipped build (``python -m ufo_rl.tiny_model ship``) fails here."""
+    path = tiny_model.shipped_model(TinyConfig())
+    assert path is not None, f"no shipped build for recipe {recipe_key(TinyConfig())}; run the ship command"
+    info = json.loads((path / RECIPE_FILE).read_text())
+    assert info["recipe_key"] == recipe_key(TinyConfig())
+    assert tiny_model.weights_digest(path) == info["weights_sha256"]
+    assert sorted(p.name for p in tiny_model.SHIPPED_DIR.iterdir()) == [path.name]  # no stale builds
+
+
+@pytest.mark.slow  # 300 greedy generations
+def test_the_shipped_model_is_the_recorded_one():
+    """Loaded here, the shipped weights give the per-level accuracy recorded when they were
+    built (on another CPU the last bits of the logits move, so a near-tie may flip: 2 of 50)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ufo_rl.data import arith
+
+    path = tiny_model.shipped_model(TinyConfig())
+    info = json.loads((path / RECIPE_FILE).read_text())
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    recipe = TinyConfig()
+    probe = arith.generate("test", recipe.eval_per_level * len(arith.LEVELS), recipe.seed + 1)
+    acc = tiny_model.per_level_accuracy(model, tok, probe)
+    for level, recorded in info["greedy_accuracy_per_level"].items():
+        assert acc[int(level)] == pytest.approx(recorded, abs=2 / recipe.eval_per_level), level
+
+
+def test_a_shipped_build_wins_over_a_local_one(built, tmp_path, monkeypatch):
+    from ufo_rl.config import ModelConfig
+    from ufo_rl.models import resolve_model_path
+
+    cache, local = built
+    monkeypatch.setattr(tiny_model, "SHIPPED_DIR", tmp_path / "assets")
+    (tmp_path / "assets" / "tiny-000000000000").mkdir(parents=True)  # a build of an older recipe
+    shipped = tiny_model.ship(SMALL, source=local)
+    assert shipped.parent == tmp_path / "assets" and shipped.name == local.name
+    assert not (tmp_path / "assets" / "tiny-000000000000").exists()
+    info = json.loads((shipped / RECIPE_FILE).read_text())
+    assert info["weights_sha256"] == tiny_model.weights_digest(local)
+
+    def boom(*a, **k):
+        raise AssertionError("built although a build is at hand")
+
+    monkeypatch.setattr(tiny_model, "train_tiny", boom)
+    # the cache holds a build of the same recipe made on this machine: the shipped one is used
+    assert ensure_tiny_model(SMALL, cache, progress=False) == shipped
+    cfg = ModelConfig(tiny=SMALL, cache_dir=str(cache))
+    assert resolve_model_path(cfg) == str(shipped)
+    # unless asked for a local build
+    assert resolve_model_path(ModelConfig(tiny=SMALL, cache_dir=str(cache), shipped_tiny=False)) == str(local)

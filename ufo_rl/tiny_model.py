@@ -310,7 +310,8 @@ def ship(recipe: TinyConfig | None = None, source: Path | None = None, progress:
     dest.mkdir(parents=True)
     for f in Path(source).iterdir():
         if f.is_file() and f.name != RECIPE_FILE:
-            shutil.copy2(f, dest / f.name)
+            shutil.copyfile(f, dest / f.name)
+            os.chmod(dest / f.name, 0o644)
     info["weights_sha256"] = weights_digest(dest)
     (dest / RECIPE_FILE).write_text(json.dumps(info, indent=2) + "\n")
     for other in SHIPPED_DIR.glob("tiny-*"):
