@@ -26,6 +26,48 @@ from omegaconf import DictConfig
 from ufo_rl.config import register_configs, to_run_config
 from ufo_rl.errors import UserError
 
+_job_started = False
+
+
+def _config_error_line(e: BaseException) -> str:
+    """Hydra's several-line report of a bad override as one line."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    text = str(e) + (f"\n{e.__cause__}" if isinstance(e.__cause__, OmegaConfBaseException) else "")
+    parts = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("Config search path:"):
+            break
+        if line and not line.startswith(("full_key:", "reference_type=", "object_type=", "See https://")):
+            parts.append(line.rstrip("."))
+    return "; ".join(parts).replace(":; ", ": ")
+
+
+def _one_line_config_errors() -> None:
+    """A bad override (unknown key or option, wrong type, bad syntax) is bad input like any other:
+    one ``error:`` line and exit status 2, not Hydra's report over several lines and status 1.
+    Only errors raised before the job starts are converted; a job's own error keeps Hydra's report."""
+    import hydra._internal.utils as hydra_utils
+    from hydra.errors import ConfigCompositionException, OverrideParseException
+
+    original = hydra_utils.run_and_report
+
+    def run_and_report(func):
+        def guarded():
+            try:
+                return func()
+            except (ConfigCompositionException, OverrideParseException) as e:
+                if _job_started or hydra_utils._is_env_set("HYDRA_FULL_ERROR"):
+                    raise
+                print(f"error: {_config_error_line(e)}", file=sys.stderr)
+                sys.exit(2)
+
+        return original(guarded)
+
+    hydra_utils.run_and_report = run_and_report
+
+
 register_configs()
 
 
@@ -58,8 +100,11 @@ def run_job(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    global _job_started
+    _job_started = True
     run_job(cfg)
 
 
 if __name__ == "__main__":
+    _one_line_config_errors()
     main()

@@ -39,13 +39,14 @@ def test_every_option_of_every_group_composes(group):
     """Each option composes, and every value its file sets is the value the job gets."""
     assert options(group), f"conf/{group} is empty"
     for name in options(group):
-        cfg = _compose([f"{group}={name}"])
-        assert isinstance(to_run_config(cfg), RunConfig)
         raw = OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml"), resolve=False)
+        # a value the option leaves mandatory ("???") is given, as a user must
+        given = [f"{group}.{'.'.join(path)}=given" for path, v in _leaves(raw) if v == "???"]
+        cfg = _compose([f"{group}={name}", *given])
+        assert isinstance(to_run_config(cfg), RunConfig)
         composed = OmegaConf.to_container(cfg, resolve=False)
         if group != "experiment":  # the experiment files are global (# @package _global_)
             composed = composed[group]
-        # "???" (must be given) does not replace a value merged before it, so it is not checked
         leaves = [(path, v) for path, v in _leaves(raw)
                   if path[0] not in ("defaults", "hydra") and v != "???"]
         assert leaves, f"conf/{group}/{name}.yaml sets nothing"
@@ -152,3 +153,13 @@ def test_unknown_group_option_fails():
 def test_converted_config_is_plain_dataclasses():
     rc = to_run_config(_compose([]))
     assert not OmegaConf.is_config(rc.model) and not OmegaConf.is_config(rc.eval.benchmarks)
+
+
+def test_a_mandatory_value_left_unset_fails_instead_of_keeping_the_default():
+    from ufo_rl.errors import UserError
+
+    with pytest.raises(UserError, match=r"model.name_or_path is mandatory"):
+        to_run_config(_compose(["model=hf"]))
+    rc = to_run_config(_compose(["model=hf", "model.name_or_path=/models/x"]))
+    assert rc.model.name_or_path == "/models/x"
+    assert to_run_config(_compose([])).model.name_or_path == "tiny"  # the default option sets it

@@ -225,12 +225,33 @@ class RunConfig:
     experiment: str = "default"
 
 
-def register_configs() -> None:
+def register_configs(conf_dir=None) -> None:
+    """Register the schema Hydra composes onto, with the group options' mandatory values.
+
+    OmegaConf keeps the schema's default when ``???`` is merged onto it, so ``model=hf`` without
+    ``model.name_or_path`` would quietly run the tiny model. The registered schema therefore
+    carries ``???`` at every key that some option file of ``conf_dir`` (default: the project's
+    ``conf/``) leaves mandatory; every other option of that group sets the key itself.
+    """
+    from pathlib import Path
+
     from hydra.core.config_store import ConfigStore
 
-    # the dataclasses are frozen (read-only once converted); the schema node Hydra composes onto
-    # must stay writable, or YAML files could not set values
-    ConfigStore.instance().store(name="base_config", node=RunConfig)
+    conf_dir = Path(conf_dir) if conf_dir else Path(__file__).resolve().parents[1] / "conf"
+    schema = OmegaConf.structured(RunConfig)
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            elif value == MISSING and OmegaConf.select(schema, f"{prefix}{key}", default=None) is not None:
+                OmegaConf.update(schema, f"{prefix}{key}", MISSING)
+
+    for path in sorted(conf_dir.glob("*/*.yaml")):
+        group = path.parent.name
+        if group in schema and OmegaConf.is_dict(schema[group]):
+            walk(OmegaConf.to_container(OmegaConf.load(path), resolve=False), f"{group}.")
+    ConfigStore.instance().store(name="base_config", node=schema)
 
 
 def to_run_config(cfg) -> RunConfig:

@@ -31,7 +31,12 @@ def output_folder_problem(path: str | Path) -> str | None:
 
 class ReportCallback(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        from ufo_rl.identity import note_existing
+
         self._check(config.hydra.run.dir)
+        # Hydra creates the folder next; note which of its folders are new, so that a job failing
+        # on bad input removes them also when hydra.run.dir is given (the resolver did not name it)
+        note_existing(os.fspath(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         self._check(config.hydra.sweep.dir)

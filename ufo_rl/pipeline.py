@@ -290,6 +290,7 @@ class Job:
             "prompts_per_second": n_prompts / secs if secs > 0 else None,
             "cached": status["cached"],
             "resumed_chunks": status["resumed_chunks"],
+            "repaired_chunks": status["repaired_chunks"],
             "cache_key": key,
             "device": original.get("device"),
             "device_name": original.get("device_name"),
