@@ -481,7 +481,7 @@ class Job:
                 keys = differing_keys(theirs, identity_fields(self.cfg)) if theirs else ["(unreadable config.yaml)"]
                 raise UserError(f"run folder {self.dir} holds another run (differs in: {', '.join(keys[:6])}); "
                                 "give this job another folder (hydra.run.dir) or delete that one")
-        elif self.dir.is_dir() and any(self.dir.iterdir()):
+        elif self.dir.is_dir() and any(not _is_temp(p) for p in self.dir.iterdir()):  # a write killed early
             raise UserError(f"run folder {self.dir} is not empty and holds no run of this suite; "
                             "give the job a new or empty folder (hydra.run.dir)")
         meta = read_json(self.dir / "meta.json")
@@ -511,7 +511,7 @@ class Job:
                 "provenance": provenance()}
         if cfg.stage in ("train", "all"):
             t0 = time.perf_counter()
-            before = self.evaluate_before(benches) if is_main_process() else {}
+            before = self.evaluate_before(benches) if is_main_process() and cfg.eval.before else {}
             self.timing["eval_before_seconds"] = time.perf_counter() - t0
             self.release_model()  # training loads its own copy; free the scoring model first
             result, best = self.train(subset, benches)
@@ -539,6 +539,11 @@ class Job:
         meta["status"] = "done"
         write_json(meta_path, meta)
         return meta
+
+
+def _is_temp(path: Path) -> bool:
+    """A temporary file of :func:`ufo_rl.io.atomic_write` (what a killed write leaves)."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
 def _best(final: dict, final_step: int, best: dict) -> tuple[int, dict]:

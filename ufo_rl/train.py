@@ -30,6 +30,7 @@ import torch
 
 from ufo_rl.config import BUDGETS, ModelConfig, TrainerConfig
 from ufo_rl.errors import UserError
+from ufo_rl.io import write_text
 from ufo_rl.models import build_prompt, load_tokenizer
 from ufo_rl.problems import Problem
 from ufo_rl.rewards import combined_reward, zero_advantage_fraction
@@ -67,13 +68,23 @@ def total_steps(cfg: TrainerConfig, n_problems: int) -> int:
     return steps
 
 
+def _checkpoint_step(path: Path) -> int | None:
+    """The step of a complete checkpoint folder, or None. The Trainer writes ``trainer_state.json``
+    last and not atomically, so a checkpoint is complete only when that file parses."""
+    try:
+        state = json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):  # absent (a kill mid-save) or torn
+        return None
+    return state.get("global_step") if isinstance(state, dict) else None
+
+
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     """The highest-numbered complete ``checkpoint-N`` folder, or None."""
     if not ckpt_dir.is_dir():
         return None
-    done = [p for p in ckpt_dir.glob("checkpoint-*")
-            if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").exists()]
-    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+    numbered = sorted((p for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                      key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    return next((p for p in numbered if _checkpoint_step(p) is not None), None)
 
 
 class _RewardRecorder:
@@ -220,6 +231,9 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
     dataset = Dataset.from_list(rows)
 
     resume = latest_checkpoint(out_dir / CHECKPOINTS)
+    # a checkpoint at the last step leaves nothing to train: the Trainer, resumed there, would
+    # still run one step past max_steps, so the final model is that checkpoint's instead
+    finished = resume is not None and _checkpoint_step(resume) >= steps
     log_path = out_dir / TRAIN_LOG
     curve_path = out_dir / EVAL_CURVE
     for path in (log_path, curve_path):
@@ -228,20 +242,29 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
         elif resume is not None and path.exists():
             _truncate_log(path, int(resume.name.split("-")[-1]))
 
+    # a resumed run counts the training time of the steps it keeps: wall_seconds and
+    # training_seconds go on from the last kept row instead of starting again at 0
+    prior = max((r.get("wall_seconds") or 0.0 for r in _read_jsonl(log_path)), default=0.0) if resume else 0.0
+
     reward = reward_fn or combined_reward(
         strict=True, format_weight=cfg.format_reward_weight if cfg.format_reward else 0.0)
     recorder = _RewardRecorder(reward, cfg.num_generations)
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - prior
     args = grpo_args(cfg, out_dir, steps, seed, progress)
     trainer = GRPOTrainer(
-        model=model_path,
+        model=str(resume) if finished else model_path,
         reward_funcs=[recorder],
         args=args,
         train_dataset=dataset,
         processing_class=tok,
         callbacks=_callbacks(recorder, log_path, eval_fn, cfg.eval_every, curve_path, t0),
     )
-    trainer.train(resume_from_checkpoint=True if resume is not None else None)
+    if finished:
+        trainer.state.global_step = _checkpoint_step(resume)
+    else:
+        # the checkpoint chosen above, not the Trainer's own pick (the highest-numbered folder,
+        # which a kill during a save leaves incomplete)
+        trainer.train(resume_from_checkpoint=str(resume) if resume is not None else None)
     training_seconds = time.perf_counter() - t0
 
     final = out_dir / FINAL
@@ -278,7 +301,14 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _truncate_log(log_path: Path, step: int) -> None:
-    """Drop rows logged after the checkpoint a resumed run restarts from."""
-    keep = [line for line in log_path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
-    log_path.write_text("".join(line + "\n" for line in keep))
+    """Drop rows logged after the checkpoint a resumed run restarts from, and a last row torn by
+    a kill mid-append."""
+    keep = []
+    for line in log_path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:  # blank or torn
+            continue
+        if row.get("step", 0) <= step:
+            keep.append(line)
+    write_text(log_path, "".join(line + "\n" for line in keep))
