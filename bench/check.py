@@ -14,8 +14,9 @@ from logs:
   method must not fall below ``floor`` = ``speedup_floor_fraction`` x the recorded speedup;
 - ``accuracy``: final greedy accuracy, mean over seeds, per experiment x variant x benchmark,
   must lie within ``band`` of the recorded mean, where
-  ``band = max(accuracy_min_band, accuracy_sigmas * std * sqrt(2 / n_seeds))`` from the seed
-  spread measured when the reference was written (the spread of a difference of two means);
+  ``band = max(accuracy_min_band, accuracy_sigmas * std * sqrt(1 / accuracy_ci_seeds + 1 / n_seeds))``
+  from the seed spread ``std`` over the ``n_seeds`` of the reference: the spread of the difference
+  between the mean of the ``accuracy_ci_seeds`` seeds CI runs and the reference's mean;
 - ``rule``: every run's selected set equals its rule applied again to the run's own signal
   (``scores.parquet``): exact on any machine, since both sides see the same numbers;
 - ``selection``: the selected ids share at least ``selection_min_overlap`` of the reference's
@@ -40,9 +41,8 @@ from ufo_rl.errors import UserError
 
 SCHEMA = 2
 DEFAULT_REFERENCE = Path("results/reference/ci_reference.json")
-DEFAULTS = {"speedup_floor_fraction": 0.5, "accuracy_sigmas": 3.0, "accuracy_min_band": 0.02,
+DEFAULTS = {"speedup_floor_fraction": 0.5, "accuracy_sigmas": 3.0, "accuracy_min_band": 0.02, "accuracy_ci_seeds": 1,
             "selection_min_overlap": 0.9, "signal_max_mad": 0.01}
-KINDS = ("speedup", "accuracy", "rule", "selection", "signal")
 
 
 def _key(kind: str, e: dict) -> str:
@@ -131,14 +131,16 @@ def make_reference(measured: dict, rules: dict, runs_dir: Path) -> dict:
     speed = [{**e, "floor": rules["speedup_floor_fraction"] * e["value"]} for e in measured["speedup"]]
     acc = []
     for e in measured["accuracy"]:
-        spread = rules["accuracy_sigmas"] * e["std"] * math.sqrt(2 / e["n_seeds"]) if e["std"] else 0.0
+        scale = math.sqrt(1 / rules["accuracy_ci_seeds"] + 1 / e["n_seeds"])
+        spread = rules["accuracy_sigmas"] * e["std"] * scale if e["std"] else 0.0
         acc.append({**e, "band": max(rules["accuracy_min_band"], spread)})
     return {
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git": git_revision(),
         "runs_dir": str(runs_dir),
-        "rules": {**rules, "accuracy_band": "max(accuracy_min_band, accuracy_sigmas * std * sqrt(2 / n_seeds))",
+        "rules": {**rules, "accuracy_band": "max(accuracy_min_band, accuracy_sigmas * std * "
+                                   "sqrt(1 / accuracy_ci_seeds + 1 / n_seeds))",
                   "speedup_floor": "speedup_floor_fraction * value"},
         "speedup": speed, "accuracy": acc, "selection": measured["selection"], "signal": measured["signal"],
     }
@@ -216,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference", default=DEFAULT_REFERENCE, type=Path,
                     help=f"reference file (default: {DEFAULT_REFERENCE})")
     ap.add_argument("--write-reference", action="store_true", help="record the runs as the new reference")
+    ap.add_argument("--selection-seeds", type=int, nargs="+", default=None,
+                    help="with --write-reference: record selections and signals of these seeds only (the "
+                         "seeds CI runs; default: all); accuracy bands always use every seed")
     for name, val in DEFAULTS.items():
         ap.add_argument(f"--{name.replace('_', '-')}", type=float, default=val,
                         help=f"with --write-reference (default: {val})")
@@ -223,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         measured = measure(args.runs)
         if args.write_reference:
+            if args.selection_seeds is not None:
+                for kind in ("selection", "signal"):
+                    measured[kind] = [e for e in measured[kind] if e["seed"] in args.selection_seeds]
             ref = make_reference(measured, {n: getattr(args, n) for n in DEFAULTS}, args.runs)
             args.reference.parent.mkdir(parents=True, exist_ok=True)
             args.reference.write_text(json.dumps(ref, indent=2) + "\n")
