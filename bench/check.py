@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference", default=DEFAULT_REFERENCE, type=Path,
                     help=f"reference file (default: {DEFAULT_REFERENCE})")
     ap.add_argument("--write-reference", action="store_true", help="record the runs as the new reference")
+    ap.add_argument("--speedup-runs", type=Path, default=None,
+                    help="with --write-reference: take the speedup from these runs (scored on a quiet "
+                         "machine) instead of --runs")
     ap.add_argument("--selection-seeds", type=int, nargs="+", default=None,
                     help="with --write-reference: record selections and signals of these seeds only (the "
                          "seeds CI runs; default: all); accuracy bands always use every seed")
@@ -231,7 +234,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.selection_seeds is not None:
                 for kind in ("selection", "signal"):
                     measured[kind] = [e for e in measured[kind] if e["seed"] in args.selection_seeds]
+            if args.speedup_runs is not None:
+                measured["speedup"] = measure(args.speedup_runs)["speedup"]
             ref = make_reference(measured, {n: getattr(args, n) for n in DEFAULTS}, args.runs)
+            if args.speedup_runs is not None:
+                ref["speedup_runs_dir"] = str(args.speedup_runs)
             args.reference.parent.mkdir(parents=True, exist_ok=True)
             args.reference.write_text(json.dumps(ref, indent=2) + "\n")
             counts = {k: len(ref[k]) for k in ("speedup", "accuracy", "selection", "signal")}
