@@ -41,7 +41,7 @@ from ufo_rl.errors import UserError
 
 SCHEMA = 2
 DEFAULT_REFERENCE = Path("results/reference/ci_reference.json")
-DEFAULTS = {"speedup_floor_fraction": 0.5, "accuracy_sigmas": 3.0, "accuracy_min_band": 0.02, "accuracy_ci_seeds": 1,
+DEFAULTS = {"speedup_floor_fraction": 0.4, "accuracy_sigmas": 3.0, "accuracy_min_band": 0.02, "accuracy_ci_seeds": 1,
             "selection_min_overlap": 0.9, "signal_max_mad": 0.01}
 
 
