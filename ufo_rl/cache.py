@@ -27,9 +27,14 @@ from ufo_rl.scorers import ScoreChunk, Scorer
 
 
 def cache_key(scorer: Scorer, selector_cfg, model_cfg, model_fp: str, data_fp: str) -> str:
+    fields = {f: getattr(selector_cfg, f) for f in scorer.key_fields}
+    if "tokenization" in fields:  # the resolved value: auto means joint or split by model
+        from ufo_rl.scorers import tokenization_for_key
+
+        fields["tokenization"] = tokenization_for_key(selector_cfg, model_cfg)
     material = {
         "scorer": scorer.name,
-        "fields": {f: getattr(selector_cfg, f) for f in scorer.key_fields},
+        "fields": fields,
         "model": model_fp,
         "data": data_fp,
         "system_prompt": model_cfg.system_prompt,

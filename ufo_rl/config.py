@@ -15,11 +15,13 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING, OmegaConf
 
+# The authors' R1 system prompt, to the character (a newline before "<answer> answer here"):
+# the UFO score on a real chat model depends on it (tests/test_real_model.py)
 R1_SYSTEM_PROMPT = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves "
     "it. The assistant first thinks about the reasoning process in the mind and then provides the "
     "user with the answer. The reasoning process and answer are enclosed within <think> </think> "
-    "and <answer> </answer> tags, respectively, i.e., <think> reasoning process here </think> "
+    "and <answer> </answer> tags, respectively, i.e., <think> reasoning process here </think>\n"
     "<answer> answer here </answer>."
 )
 
@@ -136,6 +138,12 @@ class SelectorConfig:
     batch_size: int = 64
     # ufo: sort prompts by length so a batch wastes little padding
     bucket: bool = True
+    # ufo: how the scored text is tokenised. joint (the authors'): the chat with the assistant turn
+    # continued by answer_prefix + target is tokenised as one string and the last T tokens are
+    # scored, T = the target's own token count; split: prompt + answer_prefix and the target are
+    # tokenised apart and concatenated; auto: joint when the model's chat template renders a
+    # system message, else split (the tiny model, whose template drops the system prompt)
+    tokenization: str = "auto"
     # multisample: samples per prompt and their temperature
     k: int = 8
     temperature: float = 1.0

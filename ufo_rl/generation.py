@@ -8,6 +8,7 @@ backend, imported only when asked for. Both return, per prompt, ``n`` :class:`Co
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -69,6 +70,43 @@ def _truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+# Token ids are the only part of a model's generation_config that generation keeps; every
+# sampling or logits-processing default it may carry (repetition_penalty, top_k, top_p, min_p,
+# no_repeat_ngram_size, suppress_tokens, ...) is dropped, so what is sampled is what the caller
+# asked for and the same for every model.
+_KEPT_GENERATION_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+
+
+@contextmanager
+def plain_generation_config(model):
+    """Swap ``model.generation_config`` for one holding only its token ids while generating.
+
+    ``generate`` fills every setting the call leaves unset from the model's generation_config, so
+    explicit arguments alone cannot turn off a setting whose "off" value is ``None``."""
+    from transformers import GenerationConfig
+
+    old = getattr(model, "generation_config", None)
+    kept = {k: getattr(old, k, None) for k in _KEPT_GENERATION_FIELDS}
+    model.generation_config = GenerationConfig(**{k: v for k, v in kept.items() if v is not None})
+    try:
+        yield
+    finally:
+        model.generation_config = old
+
+
+def sampling_kwargs(params: SamplingParams) -> dict:
+    """Every sampling setting of ``generate``, explicit: plain temperature sampling with nucleus
+    ``top_p`` (no top-k), or greedy; never a repetition penalty or n-gram block."""
+    kwargs = dict(num_beams=1, repetition_penalty=1.0, no_repeat_ngram_size=0, min_new_tokens=0,
+                  max_new_tokens=params.max_new_tokens, num_return_sequences=params.n)
+    if params.temperature > 0:
+        kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0,
+                      typical_p=1.0)
+    else:
+        kwargs.update(do_sample=False)
+    return kwargs
+
+
 class HFGenerator:
     """Hugging Face ``generate`` with left padding and length-sorted batches.
 
@@ -102,17 +140,9 @@ class HFGenerator:
             idx = order[start : start + per_batch]
             batch = self.tok.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
             batch = {k: v.to(device) for k, v in batch.items()}
-            kwargs = dict(
-                max_new_tokens=params.max_new_tokens,
-                num_return_sequences=params.n,
-                pad_token_id=self.tok.pad_token_id,
-                eos_token_id=eos,
-            )
-            if params.temperature > 0:
-                kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
-            else:
-                kwargs.update(do_sample=False)
-            seqs = self.model.generate(**batch, **kwargs)
+            kwargs = dict(sampling_kwargs(params), pad_token_id=self.tok.pad_token_id, eos_token_id=eos)
+            with plain_generation_config(self.model):
+                seqs = self.model.generate(**batch, **kwargs)
             new = seqs[:, batch["input_ids"].shape[1] :].tolist()
             for j, ids in enumerate(new):
                 n_tok = len(ids)
@@ -155,7 +185,10 @@ class VLLMGenerator:
     ) -> list[list[Completion]]:  # pragma: no cover - GPU only
         from vllm import SamplingParams as VSP
 
-        sp = VSP(n=params.n, temperature=params.temperature, top_p=params.top_p,
+        # an explicit SamplingParams is used as given (the model's generation_config only fills
+        # the defaults of a call without one); the penalties are written out all the same
+        sp = VSP(n=params.n, temperature=params.temperature, top_p=params.top_p, repetition_penalty=1.0,
+                 presence_penalty=0.0, frequency_penalty=0.0, min_p=0.0,
                  max_tokens=params.max_new_tokens, stop=list(params.stop) or None, seed=params.seed)
         results = self.llm.generate(list(prompts), sp, use_tqdm=progress)
         out = []

@@ -12,14 +12,20 @@ from ufo_rl.config import ModelConfig
 from ufo_rl.errors import UserError
 
 TINY = "tiny"
+SMOLLM2 = "smollm2"
 
 
 def resolve_model_path(cfg: ModelConfig, progress: bool = True) -> str:
-    """A loadable name: the built tiny model's folder, an absolute local folder, or a hub id."""
+    """A loadable name: the built tiny model's folder, the converted SmolLM2 folder, an absolute
+    local folder, or a hub id."""
     if cfg.name_or_path == TINY:
         from ufo_rl.tiny_model import ensure_tiny_model
 
         return str(ensure_tiny_model(cfg.tiny, cfg.cache_dir, progress=progress, shipped=cfg.shipped_tiny))
+    if cfg.name_or_path == SMOLLM2:
+        from ufo_rl.smollm2 import ensure_smollm2
+
+        return str(ensure_smollm2(cfg.cache_dir))
     p = Path(cfg.name_or_path).expanduser()
     if p.exists():
         if not (p / "config.json").exists():
@@ -109,11 +115,40 @@ def load_model(cfg: ModelConfig, progress: bool = True):
     return model, tok, info
 
 
-def build_prompt(tok, question: str, system_prompt: str | None = None) -> str:
-    """The chat-formatted prompt that ends where the assistant starts to write."""
-    msgs = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+def _messages(question: str, system_prompt: str | None) -> list[dict]:
+    return ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
         {"role": "user", "content": question}
     ]
+
+
+def template_keeps_system(tok) -> bool:
+    """Whether the tokenizer has a chat template that renders a system message (the tiny
+    model's drops it; a template that refuses the role counts as not keeping it)."""
+    if not getattr(tok, "chat_template", None):
+        return False
+    mark = "ufo-rl system probe 7f3a"
+    try:
+        text = tok.apply_chat_template(_messages("q", mark), tokenize=False, add_generation_prompt=True)
+    except Exception:  # e.g. a template that raises on a system role
+        return False
+    return mark in text
+
+
+def build_continuation(tok, question: str, system_prompt: str | None, assistant_text: str) -> str:
+    """The chat up to and including ``assistant_text`` as the start of the assistant's turn, with
+    no end-of-turn after it (``continue_final_message``: the authors' scoring string). The
+    template strips the assistant text's trailing whitespace."""
+    msgs = _messages(question, system_prompt) + [{"role": "assistant", "content": assistant_text}]
+    try:
+        return tok.apply_chat_template(msgs, tokenize=False, continue_final_message=True)
+    except ValueError as e:
+        raise UserError(f"the chat template cannot continue an assistant message ({str(e).splitlines()[0]}); "
+                        "use selector.tokenization=split") from e
+
+
+def build_prompt(tok, question: str, system_prompt: str | None = None) -> str:
+    """The chat-formatted prompt that ends where the assistant starts to write."""
+    msgs = _messages(question, system_prompt)
     if getattr(tok, "chat_template", None):
         return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     sys = f"{system_prompt}\n\n" if system_prompt else ""

@@ -121,6 +121,10 @@ def make_plan(cfg: RunConfig) -> dict:
             raise UserError(f"{name} must be {'>' if strict else '>='} {low}, got {value}")
     if rule == "bin" and not 0 <= cfg.selector.bin_index < cfg.selector.n_bins:
         raise UserError(f"selector.bin_index must be in [0, {cfg.selector.n_bins}), got {cfg.selector.bin_index}")
+    from ufo_rl.scorers import TOKENIZATIONS
+
+    if cfg.selector.tokenization not in TOKENIZATIONS:
+        raise UserError(f"unknown selector.tokenization {cfg.selector.tokenization!r}; use {', '.join(TOKENIZATIONS)}")
     if cfg.selector.name == "ufo" and cfg.selector.target not in ("answer", "solution", "greedy"):
         raise UserError(f"unknown selector.target {cfg.selector.target!r}; use answer, solution or greedy")
     if cfg.dataset.on_long_prompt not in ("error", "skip"):

@@ -15,7 +15,7 @@ import numpy as np
 
 from ufo_rl.config import ModelConfig, SelectorConfig
 from ufo_rl.errors import UserError
-from ufo_rl.models import build_prompt
+from ufo_rl.models import build_continuation, build_prompt, template_keeps_system
 from ufo_rl.problems import Problem
 
 
@@ -114,16 +114,58 @@ def ufo_targets(ctx: ScoreContext, problems: Sequence[Problem], prompts: list[st
     raise UserError(f"unknown selector.target {target!r}; use answer, solution or greedy")
 
 
+TOKENIZATIONS = ("auto", "joint", "split")
+
+
+def resolve_tokenization(value: str, tok) -> str:
+    """``joint`` or ``split`` for ``selector.tokenization=value`` with tokenizer ``tok``: auto is
+    joint when the chat template renders a system message (real chat models), else split (the
+    tiny model, whose template drops the system prompt, and models without a template)."""
+    if value not in TOKENIZATIONS:
+        raise UserError(f"unknown selector.tokenization {value!r}; use {', '.join(TOKENIZATIONS)}")
+    if value != "auto":
+        return value
+    return "joint" if template_keeps_system(tok) else "split"
+
+
+def tokenization_for_key(selector_cfg: SelectorConfig, model_cfg: ModelConfig) -> str:
+    """The resolved tokenization for the score cache key, before the model is loaded: auto reads
+    the model's tokenizer (cheap next to the weights; the folder is resolved already)."""
+    value = selector_cfg.tokenization
+    if value != "auto":
+        return resolve_tokenization(value, None)
+    from ufo_rl.models import load_tokenizer, resolve_model_path
+
+    try:
+        tok = load_tokenizer(resolve_model_path(model_cfg, progress=False), model_cfg)
+    except Exception:  # loading the model reports it in one line; the key stays "auto"
+        return "auto"
+    return resolve_tokenization(value, tok)
+
+
 @register_scorer("ufo", signal="confidence",
-                 key_fields=("target",))
+                 key_fields=("target", "tokenization"))
 def score_ufo(ctx: ScoreContext, problems: Sequence[Problem]) -> ScoreChunk:
-    """One teacher-forced forward pass per prompt (PAPER.md Sec. 4): Conf and s = exp(Conf)."""
-    from ufo_rl.scoring import encode_pairs, mean_target_logprob
+    """One teacher-forced forward pass per prompt (PAPER.md Sec. 4): Conf and s = exp(Conf).
+
+    With ``joint`` tokenization the scored string is the chat whose assistant turn is continued
+    by the target (answer_prefix + gold for ``target=answer``), tokenised at once; the ``prompt``
+    column then holds that string without the target."""
+    from ufo_rl.scoring import encode_joint, encode_pairs, mean_target_logprob
 
     t0 = _sync_time(ctx)
+    mode = resolve_tokenization(ctx.cfg.tokenization, ctx.tok)
     prompts = prompts_for(ctx, problems)
     prefixes, targets, generated = ufo_targets(ctx, problems, prompts)
-    pairs = encode_pairs(ctx.tok, prefixes, targets)
+    if mode == "joint":
+        lead = ctx.model_cfg.answer_prefix if ctx.cfg.target == "answer" else ""
+        texts = [build_continuation(ctx.tok, p.question, ctx.model_cfg.system_prompt, lead + t)
+                 for p, t in zip(problems, targets)]
+        pairs = encode_joint(ctx.tok, texts, targets)
+        prefixes = [x[: len(x) - len(t.rstrip())] if t.rstrip() and x.endswith(t.rstrip()) else x
+                    for x, t in zip(texts, targets)]
+    else:
+        pairs = encode_pairs(ctx.tok, prefixes, targets)
     res = mean_target_logprob(ctx.model, pairs, ctx.tok.pad_token_id, ctx.cfg.batch_size,
                               ctx.cfg.bucket, ctx.progress)
     seconds = _sync_time(ctx) - t0

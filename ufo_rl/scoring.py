@@ -5,8 +5,10 @@ For prompt ``x`` and target ``y = (y_1..y_T)`` (PAPER.md, "The score", Sec. 4)::
     Conf(x) = (1/T) * sum_t log P(y_t | x, y_<t)      # mean token log-prob
     s       = exp(Conf(x))                            # geometric-mean token prob, in (0, 1]
 
-The prompt and target are tokenised separately and concatenated, so ``T`` is the number of
-tokens of the target alone (as in the authors' script). Batches are left-padded, so every
+Two tokenisations (``selector.tokenization``): ``split`` tokenises the prompt and the target
+apart and concatenates them; ``joint`` (the authors' script) tokenises the whole chat string,
+whose assistant turn is continued by the target, at once and scores its last ``T`` tokens. In
+both, ``T`` is the number of tokens of the target tokenised alone. Batches are left-padded, so every
 target sits at the right edge of its row and only the last ``max T + 1`` positions need logits
 (``logits_to_keep``): with a 150k vocabulary that is most of the memory. Position ids follow
 the attention mask, so a padded row scores exactly as it would alone.
@@ -35,6 +37,21 @@ def encode_pairs(tok, prefixes: Sequence[str], targets: Sequence[str]) -> list[t
     pre = tok(list(prefixes), add_special_tokens=False)["input_ids"]
     tgt = tok(list(targets), add_special_tokens=False)["input_ids"]
     return list(zip(pre, tgt))
+
+
+def encode_joint(tok, texts: Sequence[str], targets: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+    """Token ids of each whole ``text`` (which ends with its target), split before its last ``T``
+    tokens, ``T`` = the token count of the target alone (its trailing whitespace dropped, as the
+    chat template drops it). At a merged boundary the scored tokens are the text's, not the
+    target's: that is what the authors scored. No special tokens are added: the chat template
+    already wrote them."""
+    ids = tok(list(texts), add_special_tokens=False)["input_ids"]
+    n_tgt = [len(t) for t in tok([t.rstrip() for t in targets], add_special_tokens=False)["input_ids"]]
+    out = []
+    for seq, t in zip(ids, n_tgt):
+        t = max(0, min(t, len(seq) - 1))  # keep at least one token of context
+        out.append((seq[: len(seq) - t], seq[len(seq) - t :]))
+    return out
 
 
 def batches(lengths: Sequence[int], batch_size: int, bucket: bool) -> list[list[int]]:
