@@ -11,7 +11,7 @@ dataset column as a keyword argument) and returns one float per completion:
 [1.0, 0.0]
 
 Why ``strict``: at higher learning rates a policy learns to keep writing after its answer until
-the length cap (shared/FINDINGS.md). Paying only completions that stop right at ``</answer>``
+the length cap (seen at lr >= 1e-4 on the tiny model). Paying only completions that stop right at ``</answer>``
 (the EOS the model then emits is stripped by the decoder) removes that drift.
 """
 

@@ -5,7 +5,7 @@ tokenizer with a chat template), so every later stage loads it with ``from_pretr
 like a hub model. The recipe, its seed and the measured greedy accuracy per difficulty level are
 written beside the weights in ``ufo_rl_recipe.json``.
 
-Design choices (measured, see shared/FINDINGS.md):
+Design choices (measured; the README states the numbers):
 - a character-level tokenizer over printable ASCII: every text encodes, answer tags are ordinary
   characters (special tokens would be stripped at decode and the reward would never match);
 - supervised warm start on the worked solutions of the warm-start split, loss on the completion

@@ -1,6 +1,6 @@
 """GRPO through TRL's ``GRPOTrainer``: one function from a model folder and a subset to a run.
 
-Design choices (measured, see shared/FINDINGS.md and the project's GRPO log):
+Design choices (measured on the tiny model; the README states the numbers):
 - the model is passed to TRL by *path*, so TRL builds the reference model itself when
   ``beta > 0`` (a model object breaks the reference copy);
 - gradient checkpointing is off (it only slows a tiny model down) and ``use_cpu`` is set when
