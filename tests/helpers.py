@@ -22,3 +22,14 @@ def save_random_model(path: Path, seed: int = 0, recipe: TinyConfig = MICRO) -> 
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def load_bench_script(name: str):
+    """A script under ``bench/`` imported as a module (``bench`` is not a package)."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", root / "bench" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import load_bench_script
 from scipy.stats import spearmanr
 
 from ufo_rl.report import (
@@ -235,14 +235,7 @@ def test_selection_hash_depends_on_the_set_only():
     assert selection_hash(df) != selection_hash(df.assign(selected=[True, True, False]))
 
 
-def _load_check():
-    spec = importlib.util.spec_from_file_location("bench_check", ROOT / "bench" / "check.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-CHECK = _load_check()
+CHECK = load_bench_script("check")
 
 
 class Result:
