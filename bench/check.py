@@ -111,7 +111,7 @@ def _rule_holds(run, df, keep) -> bool:
     """Whether the run's selected set is what its rule picks from the run's own signal."""
     import numpy as np
 
-    from ufo_rl.selection import select
+    from ufo_rl.selection import RULE_PARAMS, select
 
     cfg = run.selector_config
     if run.signal:
@@ -119,8 +119,7 @@ def _rule_holds(run, df, keep) -> bool:
     else:  # random and full read no signal
         signal = np.zeros(len(df))
     expected, _ = select(run.rule, signal, float(cfg.get("fraction", run.meta.get("fraction", 1.0))),
-                         seed=int(run.meta.get("seed", 0)), band_target=cfg.get("band_target", 0.5),
-                         n_bins=cfg.get("n_bins", 10), bin_index=cfg.get("bin_index", 0))
+                         seed=int(run.meta.get("seed", 0)), **{k: cfg[k] for k in RULE_PARAMS if k in cfg})
     return bool(np.array_equal(expected, keep))
 
 

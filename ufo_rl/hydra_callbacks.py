@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-
-def output_folder_problem(path: str | Path) -> str | None:
-    """Why ``path`` cannot hold a run (an existing file, an unwritable parent), or None."""
-    path = Path(path).absolute()
-    if path.exists() and not path.is_dir():
-        return f"the run folder {path} is an existing file; set results_dir (or hydra.run.dir) to a folder"
-    parent = path
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        return f"cannot create {path}: {parent} is a file; set results_dir to a folder"
-    try:  # os.access says yes to root even on a read-only mount: try it
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as e:
-        return f"cannot write under {parent} ({e.strerror}); set results_dir to a writable folder"
-    return None
+from ufo_rl.io import output_folder_problem
 
 
 class ReportCallback(Callback):

@@ -27,7 +27,7 @@ from ufo_rl.config import BUDGETS, DatasetConfig, RunConfig
 from ufo_rl.errors import UserError
 from ufo_rl.io import LEDGER, ensure_dir, read_json, write_json, write_jsonl, write_parquet, write_text
 from ufo_rl.problems import Problem, fingerprint_problems
-from ufo_rl.selection import RULES, n_keep, select
+from ufo_rl.selection import RULE_PARAMS, RULES, n_keep, select
 
 STAGES = ("plan", "select", "train", "all")
 # what a finished folder's stage already covers
@@ -95,7 +95,7 @@ def _check_model_folder(cfg: RunConfig) -> None:
 
 
 def _check_writable(path: Path, what: str) -> None:
-    from ufo_rl.hydra_callbacks import output_folder_problem
+    from ufo_rl.io import output_folder_problem
 
     problem = output_folder_problem(path)
     if problem:
@@ -271,8 +271,7 @@ class Job:
         else:
             signal = df[signal_name].to_numpy(dtype=float)
         keep, score = select(rule, signal, cfg.selector.fraction, seed=cfg.seed,
-                             band_target=cfg.selector.band_target, n_bins=cfg.selector.n_bins,
-                             bin_index=cfg.selector.bin_index)
+                             **{k: getattr(cfg.selector, k) for k in RULE_PARAMS})
         df["score"] = score if signal_name is not None or rule == "random" else np.nan
         df["selected"] = keep
         df["difficulty"] = pd.array([p.difficulty for p in pool], dtype="Int64")

@@ -15,6 +15,8 @@ import numpy as np
 from ufo_rl.errors import UserError
 
 RULES: dict[str, Callable] = {}
+# the selector settings a rule may read besides the fraction (each rule takes the ones it needs)
+RULE_PARAMS = ("band_target", "n_bins", "bin_index")
 
 
 def register(name: str):
