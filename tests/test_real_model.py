@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from helpers import save_random_model
+from helpers import load_bench_script, save_random_model
 from omegaconf import OmegaConf
 
 from ufo_rl.cache import cache_key
@@ -36,15 +35,10 @@ from ufo_rl.selection import select
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
-# The authors' R1 system prompt, character for character: a newline (not a space) before
-# "<answer> answer here </answer>.".
-AUTHORS_SYSTEM_PROMPT = (
-    "A conversation between User and Assistant. The user asks a question, and the Assistant solves "
-    "it. The assistant first thinks about the reasoning process in the mind and then provides the "
-    "user with the answer. The reasoning process and answer are enclosed within <think> </think> "
-    "and <answer> </answer> tags, respectively, i.e., <think> reasoning process here </think>\n"
-    "<answer> answer here </answer>."
-)
+# the authors' procedure and their system prompt, written out apart from the project's scorer
+AUTHORS = load_bench_script("authors")
+AUTHORS_SYSTEM_PROMPT = AUTHORS.AUTHORS_SYSTEM_PROMPT
+authors_conf = AUTHORS.authors_conf
 # first GSM8K train problems scored both ways: 64 in the suite (about 1 min on 2 cores, after the
 # 20 s conversion); UFO_RL_PARITY_N=256 runs the full check (about 4 min on 2 loaded cores)
 N_PARITY = int(os.environ.get("UFO_RL_PARITY_N", "64"))
@@ -202,39 +196,6 @@ def test_smollm2_converts_once_into_a_plain_folder(smollm2, monkeypatch):
     monkeypatch.setattr(sm, "_convert", lambda *a: pytest.fail("converted a second time"))
     assert sm.ensure_smollm2(cfg.cache_dir) == folder
     assert sum(p.numel() for p in model.parameters()) == 134_515_008
-
-
-def authors_conf(model, tok, system_prompt: str, problems, batch_size: int = 8) -> np.ndarray:
-    """The authors' procedure, written out independently of the project's scorer.
-
-    Each prompt is the chat [system, user, assistant "<answer> " + gold] continued (no end of
-    turn); the whole set is tokenised at once and left-padded to its longest prompt; batches of 8
-    go through the model with the attention mask only; for each prompt the last T tokens are
-    scored one by one, T = the gold answer's own token count."""
-    texts = [
-        tok.apply_chat_template(
-            [{"role": "system", "content": system_prompt}, {"role": "user", "content": p.question},
-             {"role": "assistant", "content": "<answer> " + p.answer}],
-            tokenize=False, continue_final_message=True)
-        for p in problems
-    ]
-    enc = tok(texts, padding=True, return_tensors="pt")
-    confs = []
-    for start in range(0, len(texts), batch_size):
-        ids = enc["input_ids"][start:start + batch_size]
-        att = enc["attention_mask"][start:start + batch_size]
-        with torch.no_grad():
-            logits = model(input_ids=ids, attention_mask=att).logits
-        width = ids.shape[1]
-        for r in range(ids.shape[0]):
-            gold = problems[start + r].answer
-            n = len(tok(gold, add_special_tokens=False)["input_ids"])
-            total = 0.0
-            for pos in range(width - n, width):
-                logp = torch.log_softmax(logits[r, pos - 1].double(), dim=-1)
-                total += logp[ids[r, pos]].item()
-            confs.append(total / n)
-    return np.array(confs)
 
 
 def spearman(a, b) -> float:

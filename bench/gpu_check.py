@@ -1,0 +1,256 @@
+"""What only a GPU can show: scoring timings at a paper-sized model in bf16, and the whole
+pipeline (scoring, GRPO in bf16, evaluation) on CUDA. ``bench/gpu_check.sh`` runs both.
+
+``scoring``: one randomly initialised model of a real architecture (default Qwen2.5-7B's shape,
+the paper's concrete pair in arXiv 2505.12457 Table 4) scores the same prompts four ways, each
+with one untimed warm-up on the first prompts and one timed round over all of them:
+
+- ``ufo_b8``: the project's UFO scorer at the authors' batch of 8 (``ufo_rl/scorers.py``);
+- ``ufo_b64``: the same scorer at batch 64, sorted by length;
+- ``authors_b8``: the authors' procedure (``bench/authors.py``: the whole set padded to its
+  longest prompt, batches of 8, a per-token Python loop), when the tokenizer has a chat template
+  that keeps a system prompt;
+- ``multisample``: K=8 samples per prompt at temperature 1 (``baselines/multisample.py``).
+
+Random weights are all that an offline machine can hold at this size: the scores mean nothing,
+but the arithmetic and memory traffic are a real model's. Sampled from near-uniform logits over
+a 152k vocabulary, a sample almost never ends early, so every one runs to ``--max-new-tokens``:
+the multisample cost is that of K answers of exactly that length (``generated_tokens`` says).
+Useful FLOPs count 2 x parameters per real (unpadded) token of the forward passes, against this
+GPU's measured bf16 matmul rate.
+
+``summarize``: collects the run folders of ``conf/experiment/gpu_check.yaml`` into one JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# architectures by name (the values of their public config.json files); "micro" is for a dry
+# run on a CPU
+SHAPES = {
+    "qwen2.5-7b": dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                       num_attention_heads=28, num_key_value_heads=4, tie_word_embeddings=False),
+    "qwen2.5-1.5b": dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                         num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True),
+    "qwen2.5-0.5b": dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                         num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True),
+    "micro": dict(vocab_size=1024, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True),
+}
+
+
+def _sync(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def matmul_rate(device: torch.device, dtype: torch.dtype) -> float:
+    """Measured FLOP/s of a large square matrix product (mean of 10 after 3 warm-ups)."""
+    n = 8192 if device.type == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    t0 = _sync(device)
+    for _ in range(10):
+        a @ b
+    return 10 * 2 * n**3 / (_sync(device) - t0)
+
+
+def random_model(shape: str, n_vocab_tok: int, tok, device: torch.device, dtype: torch.dtype):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    spec = dict(SHAPES[shape])
+    spec["vocab_size"] = max(spec["vocab_size"], n_vocab_tok)
+    cfg = Qwen2Config(**spec, max_position_embeddings=4096, pad_token_id=tok.pad_token_id,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = Qwen2ForCausalLM(cfg)
+    finally:
+        torch.set_default_dtype(default)
+    return model.eval(), cfg
+
+
+def load_tok(path: str | None):
+    from transformers import AutoTokenizer
+
+    if path:
+        tok = AutoTokenizer.from_pretrained(path)
+    else:
+        from ufo_rl.tiny_model import build_tokenizer
+
+        tok = build_tokenizer()
+    tok.pad_token = tok.pad_token or tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def load_prompts(gsm8k: str | None, n: int):
+    from ufo_rl.config import DatasetConfig
+    from ufo_rl.data.arith import embedded_splits
+    from ufo_rl.data.loaders import load_problems
+
+    if gsm8k:
+        return load_problems(DatasetConfig(kind="jsonl", name="gsm8k", path=gsm8k, answer_extraction="gsm8k",
+                                           limit=n)), "gsm8k"
+    return embedded_splits(0, n, 10)["pool"], "embedded"
+
+
+def scoring(args) -> dict:
+    from authors import AUTHORS_SYSTEM_PROMPT, authors_conf
+
+    from ufo_rl.config import ModelConfig, SelectorConfig
+    from ufo_rl.models import template_keeps_system
+    from ufo_rl.scorers import ScoreContext, get_scorer
+
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    tok = load_tok(args.tokenizer)
+    problems, pool = load_prompts(args.gsm8k, args.n)
+    chat = template_keeps_system(tok)
+    t0 = time.perf_counter()
+    model, mcfg_hf = random_model(args.shape, len(tok), tok, device, dtype)
+    init_s = _sync(device) - t0
+    n_params = sum(p.numel() for p in model.parameters())
+    embed = model.get_input_embeddings().weight.numel()
+    mcfg = ModelConfig(name_or_path=f"random-{args.shape}", system_prompt=AUTHORS_SYSTEM_PROMPT if chat else None,
+                       answer_prefix="<answer> " if chat else "<answer>", max_new_tokens=args.max_new_tokens,
+                       stop=["</answer>"])
+    peak = matmul_rate(device, dtype)
+    warm = problems[: args.warm]
+
+    def timed(fn) -> tuple[float, object]:
+        fn(warm)
+        t = _sync(device)
+        out = fn(problems)
+        return _sync(device) - t, out
+
+    methods = {
+        "ufo_b8": SelectorConfig(name="ufo", batch_size=8),
+        "ufo_b64": SelectorConfig(name="ufo", batch_size=64),
+        "multisample": SelectorConfig(name="multisample", k=8, temperature=1.0, batch_size=args.ms_batch),
+    }
+    results, confs = {}, {}
+    for name, sel in methods.items():
+        if name == "multisample" and args.skip_multisample:
+            continue
+        scorer = get_scorer(sel.name)
+        ctx = ScoreContext(model, tok, mcfg, sel)
+        secs, chunk = timed(lambda ps, s=scorer, c=ctx: s.fn(c, ps))
+        results[name] = {"seconds": secs, "prompts_per_second": len(problems) / secs,
+                         "forward_tokens": chunk.forward_tokens, "generated_tokens": chunk.generated_tokens,
+                         "batch_size": sel.batch_size}
+        if sel.name == "ufo":
+            confs[name] = np.array(chunk.columns["logprob_mean"])
+            # useful work: 2 x non-embedding parameters per real token, plus the LM head on the
+            # scored positions (a small share), over the measured matmul rate
+            flops = 2 * (n_params - (0 if mcfg_hf.tie_word_embeddings else embed)) * chunk.forward_tokens
+            results[name].update(useful_flops=flops, useful_flops_per_second=flops / secs,
+                                 share_of_matmul_rate=flops / secs / peak)
+        print(f"{name}: {secs:.2f} s for {len(problems)} prompts", flush=True)
+    if chat:
+        secs, conf = timed(lambda ps: authors_conf(model, tok, AUTHORS_SYSTEM_PROMPT, ps, 8))
+        results["authors_b8"] = {"seconds": secs, "prompts_per_second": len(problems) / secs, "batch_size": 8}
+        confs["authors_b8"] = conf
+        print(f"authors_b8: {secs:.2f} s", flush=True)
+    ratios = {}
+    base = results["ufo_b8"]["seconds"]
+    for name, r in results.items():
+        if name != "ufo_b8":
+            ratios[f"{name}/ufo_b8"] = r["seconds"] / base
+    if "authors_b8" in results:
+        ratios["authors_b8/ufo_b64"] = results["authors_b8"]["seconds"] / results["ufo_b64"]["seconds"]
+        d = np.abs(confs["ufo_b8"] - confs["authors_b8"])
+        ratios["max_abs_conf_diff_ufo_b8_vs_authors"] = float(d.max())
+    return {
+        "what": "scoring timings, one warm-up on the first prompts then one timed round each (bench/gpu_check.py)",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "dtype": str(dtype).replace("torch.", ""),
+        "model": f"random weights, {args.shape} shape", "n_params": n_params, "init_seconds": init_s,
+        "tokenizer": args.tokenizer or "tiny", "chat_template_with_system": chat,
+        "pool": pool, "n_prompts": len(problems), "warmup_prompts": len(warm),
+        "max_new_tokens": args.max_new_tokens, "k": 8,
+        "matmul_flops_per_second": peak, "methods": results, "ratios": ratios,
+        "versions": versions(),
+    }
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "torch": torch.__version__,
+           "cuda": torch.version.cuda if torch.cuda.is_available() else None}
+    for name in ("transformers", "trl", "accelerate", "datasets", "hydra-core", "math-verify"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def summarize(args) -> dict:
+    """One record per run folder of the pipeline sweep: device, dtypes, costs, accuracies."""
+    runs = {}
+    for meta_path in sorted(Path(args.runs).glob("*/meta.json")):
+        folder = meta_path.parent
+        meta = json.loads(meta_path.read_text())
+        rec = {"status": meta.get("status"), "selector": meta.get("selector"), "train": meta.get("train"),
+               "machine": meta.get("provenance", {}).get("machine")}
+        for name in ("scoring.json", "eval.json", "timing.json"):
+            if (folder / name).exists():
+                rec[name.removesuffix(".json")] = json.loads((folder / name).read_text())
+        if (folder / "train.jsonl").exists():
+            rec["train_log"] = [json.loads(x) for x in (folder / "train.jsonl").read_text().splitlines() if x]
+        runs[folder.name] = rec
+    if not runs:
+        raise SystemExit(f"no run folders with meta.json under {args.runs}")
+    return {"what": "conf/experiment/gpu_check.yaml run on this machine (bench/gpu_check.sh)",
+            "versions": versions(), "runs": runs}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("scoring", help="time UFO, the authors' procedure and K=8 multisample")
+    s.add_argument("--shape", choices=sorted(SHAPES), default="qwen2.5-7b")
+    s.add_argument("--tokenizer", help="a Hugging Face tokenizer folder (default: the tiny model's)")
+    s.add_argument("--gsm8k", help="a GSM8K-style JSONL file (question, answer with ####); default: embedded pool")
+    s.add_argument("--n", type=int, default=128, help="prompts")
+    s.add_argument("--warm", type=int, default=16, help="prompts of the untimed warm-up round")
+    s.add_argument("--max-new-tokens", type=int, default=256)
+    s.add_argument("--ms-batch", type=int, default=256, help="sequences per generate call")
+    s.add_argument("--skip-multisample", action="store_true")
+    s.add_argument("--cpu", action="store_true", help="run on the CPU (a dry run of the script)")
+    s.add_argument("--out", required=True, help="the JSON file to write")
+    m = sub.add_parser("summarize", help="collect the pipeline run folders into one JSON")
+    m.add_argument("runs", help="the sweep folder, e.g. results/gpu_check/runs/gpu_check")
+    m.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    result = scoring(args) if args.cmd == "scoring" else summarize(args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    if args.cmd == "scoring":
+        print(json.dumps(result["ratios"], indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
