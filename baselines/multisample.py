@@ -42,8 +42,9 @@ def score_multisample(ctx, problems) -> ScoreChunk:
     seconds = _sync_time(ctx) - t0
     cols = empty_columns(len(problems))
     cols.update(prompt=prompts, pass_rate=rates, n_samples=[len(c) for c in outs])
-    # HF generate prefills each prompt once per sample (num_return_sequences expands the batch)
-    prefill = (gen.stats.prompt_tokens - before_prompt) * ctx.cfg.k
+    # HF generate prefills each prompt once per sample (num_return_sequences expands the batch);
+    # vLLM once per prompt, shared by its samples
+    prefill = (gen.stats.prompt_tokens - before_prompt) * (1 if getattr(gen, "shares_prefill", False) else ctx.cfg.k)
     return ScoreChunk(cols, forward_tokens=prefill,
                       generated_tokens=gen.stats.generated_tokens - before_gen,
                       seconds=seconds, samples=samples)

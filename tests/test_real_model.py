@@ -186,10 +186,12 @@ def smollm2(smollm2_cache):
 def test_smollm2_converts_once_into_a_plain_folder(smollm2, monkeypatch):
     import ufo_rl.smollm2 as sm
 
-    cfg, model, _, folder, _ = smollm2
+    cfg, model, tok, folder, _ = smollm2
     assert folder.parent == Path(cfg.cache_dir) and folder.name.startswith("smollm2-")
     src = json.loads((folder / sm.SOURCE_FILE).read_text())
-    assert folder.name == f"smollm2-{src['gguf_sha256'][:16]}"
+    assert folder.name == f"smollm2-{src['gguf_sha256'][:16]}-{sm.CONVERSION_VERSION}"
+    # the tokenizer ends a turn where the model does (<|im_end|>), on every transformers release
+    assert tok.eos_token_id == model.config.eos_token_id and tok.eos_token == "<|im_end|>"
     config = json.loads((folder / "config.json").read_text())
     assert "quantization_config" not in config and (folder / "model.safetensors").is_file()
     assert [p.name for p in folder.parent.iterdir()] == [folder.name], "no temporary folder is left"

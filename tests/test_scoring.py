@@ -208,3 +208,33 @@ def test_cache_repairs_a_damaged_chunk(tmp_path, loaded, pool, capsys, damage):
     # repaired for good: the next run reads every chunk from the cache
     score_with_cache(tmp_path, pool, score, chunk_size=16, progress=False)
     assert calls == [16, 16, 8, 16]
+
+
+@pytest.mark.parametrize("shares_prefill", [False, True])
+def test_multisample_counts_a_shared_prefill_once(shares_prefill):
+    """HF generate prefills a prompt once per sample; vLLM once per prompt for all its samples."""
+    from ufo_rl.config import ModelConfig, SelectorConfig
+    from ufo_rl.generation import Completion, GenerationStats
+    from ufo_rl.problems import Problem
+    from ufo_rl.scorers import ScoreContext, get_scorer
+
+    class Stub:
+        def __init__(self):
+            self.stats = GenerationStats()
+            self.shares_prefill = shares_prefill
+
+        def generate(self, prompts, params, progress=False):
+            self.stats.prompts += len(prompts)
+            self.stats.prompt_tokens += 10 * len(prompts)  # 10 tokens per prompt
+            self.stats.generated_tokens += 3 * params.n * len(prompts)
+            return [[Completion("<answer>4</answer>", 3, True)] * params.n for _ in prompts]
+
+    class Tok:
+        chat_template = None
+
+    problems = [Problem(id=str(i), question="2+2", answer="4") for i in range(5)]
+    ctx = ScoreContext(None, Tok(), ModelConfig(), SelectorConfig(name="multisample", k=8), generator=Stub())
+    chunk = get_scorer("multisample").fn(ctx, problems)
+    assert chunk.columns["pass_rate"] == [1.0] * 5
+    assert chunk.forward_tokens == 5 * 10 * (1 if shares_prefill else 8)
+    assert chunk.generated_tokens == 5 * 8 * 3

