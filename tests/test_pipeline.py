@@ -56,17 +56,6 @@ def test_select_stage_writes_the_contract(tmp_path, micro_model):
     assert meta["status"] == "done" and json.loads((out / "meta.json").read_text())["status"] == "done"
 
 
-def test_only_rank_zero_writes_under_a_multi_process_launch(tmp_path, micro_model, monkeypatch):
-    monkeypatch.setenv("RANK", "1")  # what `accelerate launch` / torchrun set on the second process
-    cfg = run_cfg(tmp_path, micro_model)
-    assert Job(cfg).run()["rank"] == "1"
-    assert list(Path(cfg.run_dir).iterdir()) == []
-    monkeypatch.setenv("RANK", "0")
-    Job(cfg).run()
-    assert {"config.yaml", "scores.parquet", "scoring.json", "meta.json", "timing.json"} <= {
-        p.name for p in Path(cfg.run_dir).iterdir()}
-
-
 def test_score_cache_is_shared_across_seeds_and_reports_original_cost(tmp_path, micro_model):
     first = run_cfg(tmp_path, micro_model, seed=0)
     Job(first).run()

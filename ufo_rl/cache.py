@@ -8,6 +8,12 @@ is written atomically (values, then its cost record as the completion marker), s
 interrupted run resumes at the first missing chunk and the summed cost stays the true cost.
 The cost record carries the row count and the sha256 of the chunk's files: a chunk that does
 not match them (truncated, torn, from another pool) is recomputed, with a one-line warning.
+
+Under a multi-process launch (:func:`score_sharded`, ufo_rl/dist.py) the chunks stay the same
+512-prompt slices of the pool: rank 0 finds the missing ones, every rank scores every
+``world``-th of them, rank 0 gathers the results and writes them as one process would, and every
+rank gets the whole table. A chunk is scored by the same code on the same rows whichever rank
+scores it, so the scores, and the selection, are those of a single process.
 """
 
 from __future__ import annotations
@@ -68,11 +74,30 @@ def _read_chunk(vals: Path, meta: Path, samp: Path, chunk: Sequence[Problem]):
     return df, samples, rec
 
 
+CHUNK_SIZE = 512
+
+
+def split(problems: Sequence[Problem], chunk_size: int = CHUNK_SIZE) -> list[Sequence[Problem]]:
+    """The pool's chunks: consecutive slices of ``chunk_size`` (the last one shorter)."""
+    return [problems[i : i + chunk_size] for i in range(0, len(problems), chunk_size)]
+
+
+def _paths(folder: Path, i: int) -> tuple[Path, Path, Path]:
+    """(values, cost record, samples) of chunk ``i``."""
+    return tuple(folder / f"chunk-{i:05d}{ext}" for ext in (".parquet", ".json", ".samples.jsonl"))
+
+
+def missing_chunks(folder: Path, chunks: Sequence[Sequence[Problem]]) -> list[int]:
+    """Indices of the chunks the cache cannot give back (absent, unfinished or damaged)."""
+    return [i for i, chunk in enumerate(chunks)
+            if not _paths(folder, i)[1].exists() or isinstance(_read_chunk(*_paths(folder, i), chunk), str)]
+
+
 def score_with_cache(
     folder: Path,
     problems: Sequence[Problem],
     score_chunk: Callable[[Sequence[Problem]], ScoreChunk],
-    chunk_size: int = 512,
+    chunk_size: int = CHUNK_SIZE,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict, list[dict], dict]:
     """Score ``problems`` chunk by chunk into ``folder``; returns (columns, cost, samples, status).
@@ -82,13 +107,13 @@ def score_with_cache(
     were recomputed (``repaired_chunks``).
     """
     ensure_dir(folder)
-    chunks = [problems[i : i + chunk_size] for i in range(0, len(problems), chunk_size)]
+    chunks = split(problems, chunk_size)
     frames, samples = [], []
     cost = {"scoring_seconds": 0.0, "forward_tokens": 0, "generated_tokens": 0}
     found = repaired = 0
     bar = tqdm(total=len(problems), desc="scoring", disable=not progress)
     for i, chunk in enumerate(chunks):
-        vals, meta, samp = (folder / f"chunk-{i:05d}{ext}" for ext in (".parquet", ".json", ".samples.jsonl"))
+        vals, meta, samp = _paths(folder, i)
         got = _read_chunk(vals, meta, samp, chunk) if meta.exists() else None
         if isinstance(got, str):
             print(f"warning: score cache chunk {meta} {got}; recomputing it", file=sys.stderr)
@@ -119,3 +144,38 @@ def score_with_cache(
     status = {"cached": found == len(chunks), "resumed_chunks": found if 0 < found < len(chunks) else 0,
               "repaired_chunks": repaired}
     return df, cost, samples, status
+
+
+def score_sharded(
+    folder: Path,
+    problems: Sequence[Problem],
+    score_chunk: Callable[[Sequence[Problem]], ScoreChunk],
+    chunk_size: int = CHUNK_SIZE,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict, list[dict], dict]:
+    """:func:`score_with_cache` with the missing chunks shared out among the processes of a launch.
+
+    Only rank 0 reads and writes ``folder``; every rank returns the same (columns, cost, status),
+    and the samples on rank 0 only (no other rank writes them). Under one process this is
+    :func:`score_with_cache` itself.
+    """
+    from ufo_rl import dist
+
+    if dist.world_size() == 1:
+        return score_with_cache(folder, problems, score_chunk, chunk_size, progress)
+    chunks = split(problems, chunk_size)
+    main = dist.is_main_process()
+    todo = dist.broadcast(missing_chunks(folder, chunks) if main else None)
+    mine = {i: score_chunk(chunks[i]) for i in dist.shard(todo, dist.rank(), dist.world_size())}
+    scored = {_ids(chunks[i]): out for part in dist.gather(mine) for i, out in part.items()}
+    result, samples = None, []
+    if main:  # what the ranks scored stands in for the scorer; a chunk damaged since is redone here
+        df, cost, samples, status = score_with_cache(
+            folder, problems, lambda chunk: scored.get(_ids(chunk)) or score_chunk(chunk), chunk_size, progress)
+        result = (df, cost, status)
+    df, cost, status = dist.broadcast(result)
+    return df, cost, samples, status
+
+
+def _ids(chunk: Sequence[Problem]) -> tuple[str, ...]:
+    return tuple(p.id for p in chunk)

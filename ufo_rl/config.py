@@ -45,6 +45,10 @@ class TinyConfig:
     # (noisy labels, like slips in human-written solutions): the model learns both endings, and
     # GRPO with a verifiable reward can learn which one pays (measured in the README)
     slip_frac: float = 0.5
+    # the difficulty levels whose warm-start solutions may slip (null: every level, a habit that
+    # any prompt can teach GRPO to drop); a list confines the habit to those levels, so only
+    # their prompts carry it (ufo_rl/tiny_model.py)
+    slip_levels: Optional[List[int]] = None
     batch_size: int = 64
     lr: float = 2e-3
     warmup_steps: int = 30
@@ -149,9 +153,12 @@ class SelectorConfig:
     temperature: float = 1.0
     # rule=band: keep the prompts whose signal is closest to this value
     band_target: float = 0.5
-    # rule=bin: split the pool into n_bins equal-width bins of the signal, keep bin bin_index
+    # rule=bin: split the pool into n_bins equal-count bins of the signal, keep bin bin_index;
+    # rule=value_bin: bin the pool by signal value (pass rates j/K), merging neighbouring values
+    # until a bin holds bin_min_share of the pool (and 20 prompts), keep bin bin_index
     n_bins: int = 10
     bin_index: int = 0
+    bin_min_share: float = 0.05
     # which signal the rule reads (null: the method's own: confidence for ufo, pass_rate for
     # multisample)
     signal: Optional[str] = None
@@ -192,6 +199,9 @@ class TrainerConfig:
     logging_steps: int = 1
     bf16: bool = False
     use_vllm: bool = False
+    # experiment tracking: none | tensorboard | trackio | wandb, or a list of them; each logs
+    # offline under the run folder (ufo_rl/tracking.py); train.jsonl stays the report's source
+    report_to: Any = "none"
     # extra keyword arguments for trl.GRPOConfig
     extra: Dict[str, Any] = field(default_factory=dict)
 

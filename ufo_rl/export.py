@@ -1,9 +1,23 @@
-"""Export a selected subset so it can be trained on elsewhere.
+"""Export a selected subset so it can be trained on elsewhere, in each trainer's own layout.
 
-- ``subset.jsonl``: TRL / open-r1 style, one row per problem, ``prompt`` as chat messages,
-  plus ``answer`` (gold final answer), ``solution``, ``id``, ``difficulty``, ``source``;
-- ``subset_verl.parquet``: verl's layout: ``data_source``, ``prompt`` (chat messages),
-  ``ability``, ``reward_model`` (``{"style": "rule", "ground_truth": answer}``), ``extra_info``.
+The paper selects a subset with the UFO score and then trains on it with GRPO (arXiv 2505.12457,
+Sec. 3); these files let the subset be trained with TRL, open-r1 or verl as they are.
+
+- ``subset.jsonl`` (TRL's ``GRPOTrainer``, loaded with ``datasets.load_dataset("json", ...)``):
+  ``prompt`` as chat messages (optional system, user question), ``problem`` (the question as
+  text), ``answer`` (the gold final answer, read by :mod:`ufo_rl.rewards`), ``solution`` (the gold
+  answer as ``\\boxed{...}``, the column TRL's and open-r1's ``accuracy_reward`` read and parse
+  with math-verify), ``reference_solution`` (the source's worked solution, or null), ``id``,
+  ``difficulty``, ``source``. TRL passes every column to a reward function as a keyword argument.
+- ``subset_open_r1/train.jsonl``: the same rows in a folder of their own, since open-r1's
+  ``get_dataset`` calls ``datasets.load_dataset(dataset_name)``, which takes a folder (its
+  ``train`` split is ``train.jsonl``) but not a single file, and the run folder holds other
+  ``*.jsonl``. open-r1 builds the chat from the text column ``dataset_prompt_column`` plus its own
+  ``system_prompt``, so it is pointed at ``problem``.
+- ``subset_verl.parquet`` (verl's ``RLHFDataset``): ``data_source`` (the dataset's own name),
+  ``prompt`` (chat messages), ``ability``, ``reward_model`` (``{"style": "rule", "ground_truth":
+  answer}``), ``extra_info`` (``id``, ``index``, ``difficulty``). verl's default scorer knows only
+  a fixed list of data sources and answer formats; :mod:`ufo_rl.verl_reward` is the reward to use.
 """
 
 from __future__ import annotations
@@ -13,8 +27,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from ufo_rl.answers import to_number
 from ufo_rl.io import write_jsonl, write_parquet
 from ufo_rl.problems import Problem
+
+TRL_FILE = "subset.jsonl"
+OPEN_R1_DIR = "subset_open_r1"
+VERL_FILE = "subset_verl.parquet"
 
 
 def messages(question: str, system_prompt: str | None) -> list[dict]:
@@ -23,13 +42,37 @@ def messages(question: str, system_prompt: str | None) -> list[dict]:
     ]
 
 
+def boxed(answer: str) -> str:
+    """The gold answer as ``\\boxed{...}``, which math-verify's ``parse`` reads whole.
+
+    A GSM8K-style number is written plainly first, so units, ``$`` and thousands commas cannot
+    turn into symbols or a tuple.
+
+    >>> boxed("1,234"), boxed("$18.00"), boxed("5 dollars"), boxed("0.5"), boxed("\\\\frac{1}{2}")
+    ('\\\\boxed{1234}', '\\\\boxed{18}', '\\\\boxed{5}', '\\\\boxed{0.5}', '\\\\boxed{\\\\frac{1}{2}}')
+    """
+    x = to_number(answer)
+    text = answer.strip() if x is None else str(int(x)) if x.is_integer() else repr(x)
+    return f"\\boxed{{{text}}}"
+
+
+def trl_row(p: Problem, system_prompt: str | None) -> dict:
+    """One row of ``subset.jsonl`` (and of open-r1's ``train.jsonl``)."""
+    return {"id": p.id, "prompt": messages(p.question, system_prompt), "problem": p.question,
+            "answer": p.answer, "solution": boxed(p.answer), "reference_solution": p.solution,
+            "difficulty": p.difficulty, "source": p.source}
+
+
+def verl_row(p: Problem, index: int, system_prompt: str | None) -> dict:
+    """One row of ``subset_verl.parquet``."""
+    return {"data_source": p.source, "prompt": messages(p.question, system_prompt), "ability": "math",
+            "reward_model": {"style": "rule", "ground_truth": p.answer},
+            "extra_info": {"id": p.id, "index": index, "difficulty": p.difficulty}}
+
+
 def export_subset(problems: Sequence[Problem], folder: Path, system_prompt: str | None = None) -> None:
-    write_jsonl(folder / "subset.jsonl", (
-        {"id": p.id, "prompt": messages(p.question, system_prompt), "answer": p.answer,
-         "solution": p.solution, "difficulty": p.difficulty, "source": p.source} for p in problems))
-    write_parquet(folder / "subset_verl.parquet", pd.DataFrame([
-        {"data_source": p.source, "prompt": messages(p.question, system_prompt), "ability": "math",
-         "reward_model": {"style": "rule", "ground_truth": p.answer},
-         "extra_info": {"id": p.id, "index": i, "difficulty": p.difficulty}}
-        for i, p in enumerate(problems)
-    ]))
+    """Write the three exports of ``problems`` into ``folder`` (the run folder)."""
+    rows = [trl_row(p, system_prompt) for p in problems]
+    write_jsonl(folder / TRL_FILE, rows)
+    write_jsonl(folder / OPEN_R1_DIR / "train.jsonl", rows)
+    write_parquet(folder / VERL_FILE, pd.DataFrame([verl_row(p, i, system_prompt) for i, p in enumerate(problems)]))

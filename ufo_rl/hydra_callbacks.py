@@ -42,6 +42,10 @@ class ReportCallback(Callback):
     def _report(config: DictConfig) -> None:
         if not config.get("report", True) or config.get("stage") == "plan":
             return
+        from ufo_rl import dist
+
+        if not dist.is_main_process():  # one report per launch, by rank 0 (ufo_rl/dist.py)
+            return
         from ufo_rl.report import build_report
 
         results = Path(config.results_dir)

@@ -3,9 +3,9 @@
 Two jobs with the same identity compute the same thing, so a finished folder can be reused;
 two jobs that differ in any such key (fraction, target, dataset, model, budget, ...) must not
 share a folder. Keys that cannot change results (batch sizes, progress bars, output and cache
-paths, thread counts, how often to log or checkpoint, the stage, the experiment tag) are left
-out, so moving from ``stage=select`` to the whole job, or rerunning with a bigger batch, finds
-the same folder.
+paths, thread counts, how often to log or checkpoint and to which tracker, the stage, the
+experiment tag) are left out, so moving from ``stage=select`` to the whole job, or rerunning
+with a bigger batch, finds the same folder.
 
 The run folder is ``<selector>-<rule>-seed<seed>-<identity[:8]>``. Hydra names it through the
 resolvers registered here, which also note whether the folder existed before Hydra created it:
@@ -27,9 +27,13 @@ NON_RESULT_KEYS = frozenset({
     "run_dir", "results_dir", "cache_dir", "progress", "report", "stage", "experiment",
     "model.cache_dir", "model.threads", "model.vllm_gpu_memory_utilization",
     "selector.batch_size", "selector.bucket", "eval.batch_size",
-    "trainer.save_steps", "trainer.logging_steps",
+    "trainer.save_steps", "trainer.logging_steps", "trainer.report_to",
 })
 SHORT = 8
+# options added after run folders were first written, with the value that keeps the older
+# behaviour: left out of the identity at that value, so a folder written before the option
+# existed keeps its name and is still reused
+ADDED_KEYS = {"model.tiny.slip_levels": None, "selector.bin_min_share": 0.05}
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -46,7 +50,8 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def identity_fields(cfg) -> dict:
     """The result-relevant keys of a RunConfig, flattened (``{"selector.fraction": 0.1, ...}``)."""
     flat = _flat(asdict(cfg))
-    return {k: v for k, v in flat.items() if k not in NON_RESULT_KEYS}
+    return {k: v for k, v in flat.items()
+            if k not in NON_RESULT_KEYS and not (k in ADDED_KEYS and v == ADDED_KEYS[k])}
 
 
 def identity_hash(fields: dict) -> str:
@@ -67,8 +72,8 @@ def job_name(cfg) -> str:
     from ufo_rl.pipeline import default_rule
 
     rule = default_rule(cfg.selector.name, cfg.selector.rule)
-    if rule == "bin":
-        rule = f"bin{cfg.selector.bin_index}"
+    if rule in ("bin", "value_bin"):
+        rule = f"{rule.replace('_', '')}{cfg.selector.bin_index}"
     return f"{cfg.selector.name}-{rule}-seed{cfg.seed}-{run_identity(cfg)[:SHORT]}"
 
 

@@ -53,7 +53,13 @@ def model_fingerprint(path: str) -> str:
 
 
 def resolve_device(cfg: ModelConfig) -> torch.device:
+    """``model.device``; ``auto`` is this process's own device under a multi-process launch
+    (``cuda:<local rank>``, ufo_rl/dist.py), else CUDA when visible, else the CPU."""
     if cfg.device == "auto":
+        from ufo_rl import dist
+
+        if dist.world_size() > 1:
+            return dist.device()
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"model.device={cfg.device} but no CUDA device is visible; use model.device=cpu")

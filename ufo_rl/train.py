@@ -13,22 +13,29 @@ Design choices (measured on the tiny model; the README states the numbers):
   rewards all agree, so whose advantage is zero) is computed from the rewards themselves, since
   TRL's own ``frac_reward_zero_std`` means something else under ``scale_rewards="batch"``.
 
-Budgets: ``budget="steps"`` gives every selector ``max_steps`` optimizer steps (equal compute);
-``budget="epochs"`` gives ``ceil(epochs * n_problems / prompts_per_step)`` steps, so a bigger
-subset costs proportionally more (the paper's training-time comparison, Table 6).
+Budgets (``steps``: equal optimizer updates; ``epochs``: equal passes over the subset) are
+counted in ufo_rl/budget.py, over the prompts left after the over-long ones are dropped and the
+global batch of all processes. Under a multi-process launch (ufo_rl/dist.py) every rank trains,
+and rank 0 alone writes the logs, the evaluation curve and the final tokenizer.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
-from ufo_rl.config import BUDGETS, ModelConfig, TrainerConfig
+from ufo_rl import dist
+from ufo_rl.budget import (  # noqa: F401  (prompts_per_step, total_steps: re-exported)
+    completions_per_device_step,
+    plan_budget,
+    prompts_per_step,
+    total_steps,
+)
+from ufo_rl.config import ModelConfig, TrainerConfig
 from ufo_rl.errors import UserError
 from ufo_rl.io import write_text
 from ufo_rl.models import build_prompt, load_tokenizer
@@ -41,31 +48,6 @@ CHECKPOINTS = "checkpoints"
 FINAL = "final"
 
 EvalFn = Callable[[object, int], dict]
-
-
-def prompts_per_step(cfg: TrainerConfig) -> int:
-    """Prompts per optimizer step (each sampled ``num_generations`` times)."""
-    return cfg.per_device_prompts * cfg.gradient_accumulation_steps
-
-
-def total_steps(cfg: TrainerConfig, n_problems: int) -> int:
-    """Optimizer steps for the budget: fixed (``steps``) or proportional to the subset (``epochs``).
-
-    >>> from ufo_rl.config import TrainerConfig
-    >>> total_steps(TrainerConfig(budget="epochs", epochs=1.0, per_device_prompts=8), 200)
-    25
-    >>> total_steps(TrainerConfig(budget="steps", max_steps=40), 200)
-    40
-    """
-    if cfg.budget == "steps":
-        steps = cfg.max_steps
-    elif cfg.budget == "epochs":
-        steps = math.ceil(cfg.epochs * n_problems / prompts_per_step(cfg))
-    else:
-        raise UserError(f"unknown trainer.budget {cfg.budget!r}; use one of {', '.join(BUDGETS)}")
-    if steps < 1:
-        raise UserError(f"the training budget comes to {steps} steps; raise trainer.max_steps or trainer.epochs")
-    return steps
 
 
 def _checkpoint_step(path: Path) -> int | None:
@@ -118,8 +100,8 @@ def _callbacks(recorder: _RewardRecorder, log_path: Path, eval_fn: EvalFn | None
 
         def on_log(self, args, state, control, logs=None, **kw):
             logs = logs or {}
-            if "reward" not in logs:  # the final summary entry (train_runtime, ...)
-                return
+            if "reward" not in logs or not state.is_world_process_zero:  # the final summary entry
+                return  # (train_runtime, ...), or a rank that does not write
             row = {
                 "step": state.global_step,
                 "reward_mean": logs.get("reward"),
@@ -139,7 +121,7 @@ def _callbacks(recorder: _RewardRecorder, log_path: Path, eval_fn: EvalFn | None
                 f.write(json.dumps(row) + "\n")
 
         def on_step_end(self, args, state, control, model=None, **kw):
-            if eval_fn and eval_every and state.global_step % eval_every == 0:
+            if eval_fn and eval_every and state.global_step % eval_every == 0 and state.is_world_process_zero:
                 was = model.training
                 model.eval()
                 with torch.no_grad():
@@ -152,9 +134,20 @@ def _callbacks(recorder: _RewardRecorder, log_path: Path, eval_fn: EvalFn | None
 
 
 def grpo_args(cfg: TrainerConfig, out_dir: Path, steps: int, seed: int, progress: bool):
-    """The ``trl.GRPOConfig`` for a run (checkpoints under ``out_dir/checkpoints``)."""
+    """The ``trl.GRPOConfig`` for a run (checkpoints under ``out_dir/checkpoints``).
+
+    ``cfg.report_to`` names the trackers (:mod:`ufo_rl.tracking`): checked here (one-line
+    :class:`UserError` for an unknown or missing one), and given the environment that keeps
+    them offline and under ``out_dir``; the run folder's name is the tracker's run name.
+    """
+    import os
+
     from trl import GRPOConfig
 
+    from ufo_rl.tracking import check_report_to, tracking_env
+
+    targets = check_report_to(cfg.report_to)
+    os.environ.update(tracking_env(targets, out_dir, os.environ))
     on_gpu = torch.cuda.is_available()
     kw = dict(
         output_dir=str(out_dir / CHECKPOINTS),
@@ -165,7 +158,7 @@ def grpo_args(cfg: TrainerConfig, out_dir: Path, steps: int, seed: int, progress
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         num_generations=cfg.num_generations,
-        per_device_train_batch_size=cfg.per_device_prompts * cfg.num_generations,
+        per_device_train_batch_size=completions_per_device_step(cfg),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature,
@@ -185,7 +178,8 @@ def grpo_args(cfg: TrainerConfig, out_dir: Path, steps: int, seed: int, progress
         use_vllm=cfg.use_vllm,
         seed=seed,
         data_seed=seed,
-        report_to="none",
+        report_to=targets or "none",
+        run_name=out_dir.name,
         disable_tqdm=not progress,
         log_completions=False,
         dataloader_num_workers=0,
@@ -215,7 +209,7 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
         raise UserError(f"unknown trainer.name {cfg.name!r}; only 'grpo' is available")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    steps = total_steps(cfg, len(train_problems))
+    main = dist.is_main_process()
     tok = load_tokenizer(model_path, model_cfg)
     rows = [{"prompt": build_prompt(tok, p.question, model_cfg.system_prompt), "answer": p.answer}
             for p in train_problems]
@@ -228,6 +222,8 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
         if not rows:
             raise UserError(f"every training prompt is longer than trainer.max_prompt_length="
                             f"{cfg.max_prompt_length} tokens; raise it")
+    budget = plan_budget(cfg, len(train_problems), n_long, dist.world_size())
+    steps = budget.steps
     dataset = Dataset.from_list(rows)
 
     resume = latest_checkpoint(out_dir / CHECKPOINTS)
@@ -236,7 +232,7 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
     finished = resume is not None and _checkpoint_step(resume) >= steps
     log_path = out_dir / TRAIN_LOG
     curve_path = out_dir / EVAL_CURVE
-    for path in (log_path, curve_path):
+    for path in (log_path, curve_path) if main else ():
         if resume is None and path.exists():
             path.unlink()  # a fresh run starts fresh logs
         elif resume is not None and path.exists():
@@ -268,8 +264,9 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
     training_seconds = time.perf_counter() - t0
 
     final = out_dir / FINAL
-    trainer.save_model(str(final))
-    tok.save_pretrained(str(final))
+    trainer.save_model(str(final))  # the Trainer saves on rank 0 (every rank takes part)
+    if main:
+        tok.save_pretrained(str(final))
 
     history = _read_jsonl(log_path)
     curve = _read_jsonl(curve_path)
@@ -281,7 +278,7 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
         "steps": trainer.state.global_step,
         "n_train": len(rows),
         "n_dropped_long_prompts": n_long,
-        "prompts_per_step": prompts_per_step(cfg),
+        **{k: v for k, v in budget.record().items() if k not in ("steps", "n_train", "n_dropped")},
         "resumed": resume is not None,
         "resumed_from": str(resume) if resume else None,
         "final_model_path": str(final),
