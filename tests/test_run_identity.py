@@ -233,3 +233,17 @@ def test_rerun_and_non_result_keys_find_the_same_finished_folder(tmp_path, micro
     assert len(folders) == 2
     other = next(f for f in folders if f != folder)
     assert check_name_and_identity(other) != identity and other.name.startswith("ufo-top_mid-seed1-")
+
+
+def test_options_added_later_keep_the_identity_of_older_folders_at_their_default():
+    from dataclasses import replace
+
+    from ufo_rl.config import RunConfig, TinyConfig
+    from ufo_rl.identity import ADDED_KEYS, identity_fields
+
+    base = RunConfig()
+    fields = identity_fields(base)
+    assert not set(ADDED_KEYS) & set(fields), "an option at its old behaviour must not enter the identity"
+    skill = replace(base, model=replace(base.model, tiny=TinyConfig(slip_levels=[2])))
+    assert identity_fields(skill)["model.tiny.slip_levels"] == [2]
+    assert run_identity(skill) != run_identity(base)

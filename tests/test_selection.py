@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ufo_rl.errors import UserError
-from ufo_rl.selection import RULES, n_keep, select
+from ufo_rl.selection import RULE_PARAMS, RULES, n_keep, select
 
 
 def plain_top(values, k):
@@ -89,3 +89,20 @@ def test_unknown_rule_lists_known_names():
 def test_missing_values_in_signal_are_rejected():
     with pytest.raises(UserError, match="missing values"):
         select("top_mid", np.array([0.1, np.nan, 0.3]), 0.5)
+
+
+def test_value_bins_group_equal_pass_rates_and_merge_small_ones():
+    # K=8 pass rates: 60 prompts at 0, 25 at 1/8, 5 at 2/8, 30 at 4/8, 10 at 1 (130 prompts)
+    p = np.array([0] * 60 + [1 / 8] * 25 + [2 / 8] * 5 + [4 / 8] * 30 + [1.0] * 10)
+    # bins of at least max(20, 5% of 130 = 7) prompts: {0}, {1/8}, {2/8, 4/8}, and 1.0 (10 < 20)
+    # joins the last full bin
+    keep, score = select("value_bin", p, 0.1, bin_index=2)
+    assert set(np.unique(p[keep])) == {2 / 8, 4 / 8, 1.0}
+    assert [set(np.unique(p[score == b])) for b in range(3)] == [{0.0}, {1 / 8}, {2 / 8, 4 / 8, 1.0}]
+    # one pass rate never lands in two bins, whatever the pool's order
+    perm = np.random.default_rng(0).permutation(len(p))
+    _, score_perm = select("value_bin", p[perm], 0.1, bin_index=0)
+    assert (score_perm == score[perm]).all()
+    with pytest.raises(UserError, match="has 3 value bins"):
+        select("value_bin", p, 0.1, bin_index=3)
+    assert "bin_min_share" in RULE_PARAMS

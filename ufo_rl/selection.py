@@ -16,7 +16,9 @@ from ufo_rl.errors import UserError
 
 RULES: dict[str, Callable] = {}
 # the selector settings a rule may read besides the fraction (each rule takes the ones it needs)
-RULE_PARAMS = ("band_target", "n_bins", "bin_index")
+RULE_PARAMS = ("band_target", "n_bins", "bin_index", "bin_min_share")
+# the rules that keep one bin of the pool (the paper's Figure 1); the run's label names its index
+BIN_RULES = ("bin", "value_bin")
 
 
 def register(name: str):
@@ -105,6 +107,46 @@ def select_bin(s, fraction, seed=0, n_bins: int = 10, bin_index: int = 0, **_):
     bins = np.empty(len(s), dtype=int)
     for i, chunk in enumerate(np.array_split(order, n_bins)):
         bins[chunk] = i
+    return bins == bin_index, bins.astype(float)
+
+
+def value_bins(s: np.ndarray, min_count: int) -> np.ndarray:
+    """The bin of each prompt when the pool is binned by signal *value* (K samples give the K+1
+    pass rates 0/K .. K/K, the paper's Figure 1 bins): values taken from lowest to highest, a bin
+    closed once it holds ``min_count`` prompts, a short remainder joined to the last bin.
+
+    >>> value_bins(np.array([0, 0, 0, .5, 1, 1]), 2).tolist()
+    [0, 0, 0, 1, 1, 1]
+    >>> value_bins(np.array([0, .25, .25, .5, .75, 1]), 2).tolist()
+    [0, 0, 0, 1, 1, 1]
+    """
+    values, inverse, counts = np.unique(np.round(s, 9), return_inverse=True, return_counts=True)
+    group = np.empty(len(values), dtype=int)
+    g = filled = 0
+    for i, c in enumerate(counts):
+        group[i] = g
+        filled += c
+        if filled >= min_count:
+            g, filled = g + 1, 0
+    if filled and g > 0:  # a short remainder joins the last full bin
+        group[group == g] = g - 1
+    return group[inverse.ravel()]
+
+
+@register("value_bin")
+def select_value_bin(s, fraction, seed=0, bin_index: int = 0, bin_min_share: float = 0.05, **_):
+    """Bin ``bin_index`` of the pool binned by signal value (:func:`value_bins`), each bin holding
+    at least ``bin_min_share`` of the pool (and 20 prompts): the paper's Figure 1, which bins GSM8K
+    train by pass rate and trains on each bin alone. ``fraction`` is not used; the bins differ in
+    size, as the paper's do."""
+    s = _check(s)
+    if not 0 < bin_min_share <= 1:
+        raise UserError(f"selector.bin_min_share must be in (0, 1], got {bin_min_share}")
+    bins = value_bins(s, max(20, int(np.ceil(bin_min_share * len(s)))))
+    n = int(bins.max()) + 1
+    if not 0 <= bin_index < n:
+        raise UserError(f"selector.bin_index={bin_index}, but this pool has {n} value bins "
+                        f"(0..{n - 1}); sweep selector.bin_index=range(0,{n})")
     return bins == bin_index, bins.astype(float)
 
 

@@ -64,6 +64,10 @@ def recipe_key(recipe: TinyConfig) -> str:
     """Content hash of a recipe (and of the build code's version): the cache folder's name."""
     material = {**asdict(recipe), "version": RECIPE_VERSION}
     material["sft_levels"] = list(material["sft_levels"])
+    if material["slip_levels"] is None:  # the recipes from before the option keep their key
+        del material["slip_levels"]
+    else:
+        material["slip_levels"] = sorted(material["slip_levels"])
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -133,8 +137,9 @@ def _sft_batch(tok, problems, device):
     return ids.to(device), att.to(device), lab.to(device)
 
 
-def with_slips(problems, frac: float, seed: int):
-    """Give a random ``frac`` of ``problems`` a slip: the answer tag repeats the value before the last step.
+def with_slips(problems, frac: float, seed: int, levels=None):
+    """Give a random ``frac`` of ``problems`` (of ``levels`` only, when given) a slip: the answer
+    tag repeats the value before the last step.
 
     The worked steps stay correct; only the final copy is wrong, as in a noisy hand-written
     solution. The ``answer`` field (the gold label) is unchanged.
@@ -149,13 +154,16 @@ def with_slips(problems, frac: float, seed: int):
     >>> p = Problem("x", "Left to right: 7+5-2", "10", "7+5=12\\n12-2=10\\n<answer>10</answer>")
     >>> with_slips([p], 1.0, 0)[0].solution.splitlines()
     ['7+5=12', '12-2=10', '<answer>12</answer>']
+    >>> mixed = arith.generate("warmup", 40, 0, [1, 2])
+    >>> sorted({s.difficulty for s, p in zip(with_slips(mixed, 1.0, 0, [2]), mixed) if s != p})
+    [2]
     """
     if not 0.0 <= frac <= 1.0:
         raise UserError(f"model.tiny.slip_frac={frac} is out of range; use a value in [0, 1]")
     rng = random.Random(f"slip/{seed}")
     out = []
     for p in problems:
-        if rng.random() < frac:
+        if rng.random() < frac and (levels is None or p.difficulty in levels):
             *steps, _tag = p.solution.splitlines()
             before = re.match(r"\d+", steps[-1]).group()  # the left operand of the last step
             p = replace(p, solution="\n".join([*steps, f"<answer>{before}</answer>"]))
@@ -192,7 +200,7 @@ def train_tiny(recipe: TinyConfig, progress: bool = True):
     train = arith.generate("warmup", n_train, recipe.seed, list(recipe.sft_levels), exclude=exclude)
     rng = random.Random(recipe.seed)
     rng.shuffle(train)
-    train = with_slips(train, recipe.slip_frac, recipe.seed)
+    train = with_slips(train, recipe.slip_frac, recipe.seed, recipe.slip_levels)
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
                             betas=(0.9, 0.95))
 
