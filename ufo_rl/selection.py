@@ -133,6 +133,16 @@ def value_bins(s: np.ndarray, min_count: int) -> np.ndarray:
     return group[inverse.ravel()]
 
 
+def min_bin_count(n: int, min_share: float = 0.05, min_prompts: int = 20) -> int:
+    """The fewest prompts a value bin of a pool of ``n`` may hold: ``min_share`` of the pool and
+    at least ``min_prompts``.
+
+    >>> min_bin_count(2000), min_bin_count(100)
+    (100, 20)
+    """
+    return max(int(min_prompts), int(np.ceil(min_share * n)))
+
+
 @register("value_bin")
 def select_value_bin(s, fraction, seed=0, bin_index: int = 0, bin_min_share: float = 0.05, **_):
     """Bin ``bin_index`` of the pool binned by signal value (:func:`value_bins`), each bin holding
@@ -142,7 +152,7 @@ def select_value_bin(s, fraction, seed=0, bin_index: int = 0, bin_min_share: flo
     s = _check(s)
     if not 0 < bin_min_share <= 1:
         raise UserError(f"selector.bin_min_share must be in (0, 1], got {bin_min_share}")
-    bins = value_bins(s, max(20, int(np.ceil(bin_min_share * len(s)))))
+    bins = value_bins(s, min_bin_count(len(s), bin_min_share))
     n = int(bins.max()) + 1
     if not 0 <= bin_index < n:
         raise UserError(f"selector.bin_index={bin_index}, but this pool has {n} value bins "

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ufo_rl.selection import min_bin_count, value_bins  # noqa: F401  (min_bin_count: re-exported for the report)
+
 LEVEL = 0.95
 N_BOOT = 2000
 BOOT_SEED = 0
@@ -130,11 +132,6 @@ def curve_auc(steps: Sequence[float], accuracy: Sequence[float]) -> float:
 
 # ---- the paper's Figure 1 bins ----------------------------------------------------------------
 
-def min_bin_count(n: int, min_share: float = 0.05, min_prompts: int = 20) -> int:
-    """The fewest prompts a pass-rate bin may hold: 5% of the pool and at least 20 prompts."""
-    return max(int(min_prompts), math.ceil(min_share * n))
-
-
 def pass_rate_value_bins(pass_rate: Sequence[float], min_count: int) -> pd.DataFrame:
     """Bins of a pool by pass-rate *value* (K samples give the K+1 values 0/K .. K/K; the paper's
     Figure 1 trains on each group alone). Values are taken from lowest to highest, and a bin is
@@ -144,21 +141,11 @@ def pass_rate_value_bins(pass_rate: Sequence[float], min_count: int) -> pd.DataF
     >>> pass_rate_value_bins([0, 0, 0, .5, 1, 1], 2)[["pass_rate_lo", "pass_rate_hi", "n"]].values.tolist()
     [[0.0, 0.0, 3.0], [0.5, 1.0, 3.0]]
     """
-    p = np.asarray(pass_rate, dtype=float)
-    values, counts = np.unique(np.round(p[~np.isnan(p)], 9), return_counts=True)
-    groups: list[list[int]] = []
-    current: list[int] = []
-    for i in range(len(counts)):
-        current.append(i)
-        if counts[current].sum() >= min_count:
-            groups.append(current)
-            current = []
-    if current and groups:
-        groups[-1].extend(current)
-    elif current:
-        groups.append(current)
-    rows = [{"bin": i, "pass_rate_lo": float(values[g[0]]), "pass_rate_hi": float(values[g[-1]]),
-             "n": int(counts[g].sum())} for i, g in enumerate(groups)]
+    p = np.round(np.asarray(pass_rate, dtype=float), 9)
+    p = p[~np.isnan(p)]
+    bins = value_bins(p, min_count)
+    rows = [{"bin": b, "pass_rate_lo": float(p[bins == b].min()), "pass_rate_hi": float(p[bins == b].max()),
+             "n": int((bins == b).sum())} for b in np.unique(bins)]
     df = pd.DataFrame(rows, columns=["bin", "pass_rate_lo", "pass_rate_hi", "n"])
     df["label"] = [range_label(lo, hi) for lo, hi in zip(df["pass_rate_lo"], df["pass_rate_hi"])]
     return df
@@ -171,8 +158,6 @@ def value_bin_index(pass_rate: Sequence[float], min_count: int) -> np.ndarray:
     >>> value_bin_index([0, 0, 0, .5, 1, 1], 2).tolist()
     [0, 0, 0, 1, 1, 1]
     """
-    from ufo_rl.selection import value_bins
-
     return value_bins(np.asarray(pass_rate, dtype=float), min_count)
 
 
