@@ -17,6 +17,11 @@ from logs:
   ``band = max(accuracy_min_band, accuracy_sigmas * std * sqrt(1 / accuracy_ci_seeds + 1 / n_seeds))``
   from the seed spread ``std`` over the ``n_seeds`` of the reference: the spread of the difference
   between the mean of the ``accuracy_ci_seeds`` seeds CI runs and the reference's mean;
+- ``gain``: the RL gain (final minus before greedy accuracy) per experiment x variant x benchmark,
+  and pooled over every run of the experiment (variant ``all``), must not fall below
+  ``floor = value - gain_sigmas * std * sqrt(1 / n_ci + 1 / n)`` with ``n_ci`` the runs CI makes
+  (``accuracy_ci_seeds``, times the number of variants for the pooled gain). A reference whose
+  pooled floor is not above zero is refused: it could not fail a GRPO that learns nothing;
 - ``rule``: every run's selected set equals its rule applied again to the run's own signal
   (``scores.parquet``): exact on any machine, since both sides see the same numbers;
 - ``selection``: the selected ids share at least ``selection_min_overlap`` of the reference's
@@ -42,7 +47,8 @@ from ufo_rl.errors import UserError
 SCHEMA = 2
 DEFAULT_REFERENCE = Path("results/reference/ci_reference.json")
 DEFAULTS = {"speedup_floor_fraction": 0.4, "accuracy_sigmas": 3.0, "accuracy_min_band": 0.02, "accuracy_ci_seeds": 1,
-            "selection_min_overlap": 0.9, "signal_max_mad": 0.01}
+            "selection_min_overlap": 0.9, "signal_max_mad": 0.01, "gain_sigmas": 3.0}
+POOLED = "all"  # the variant name of the gain pooled over every run of an experiment
 
 
 def _key(kind: str, e: dict) -> str:
@@ -50,6 +56,8 @@ def _key(kind: str, e: dict) -> str:
         return f"{e['dataset']}: {e['method']} vs multisample k={e['multisample_k']}"
     if kind == "accuracy":
         return f"{e['experiment']}/{e['variant']} {e['benchmark']} {e['phase']} {e['metric']}"
+    if kind == "gain":
+        return f"{e['experiment']}/{e['variant']} {e['benchmark']} final - before"
     return f"{e['experiment']}/{e['variant']} seed {e['seed']}"  # rule, selection, signal
 
 
@@ -90,6 +98,7 @@ def measure(runs_dir: Path) -> dict[str, list[dict]]:
             acc.append({"experiment": r["experiment"], "variant": r["variant"], "benchmark": r["benchmark"],
                         "phase": "final", "metric": "accuracy", "value": float(r["accuracy_mean"]),
                         "std": _num(r["accuracy_std"]), "n_seeds": int(r["n_seeds"])})
+    gain = _gains(runs, table)
 
     sel, rule, sig = [], [], []
     for r in runs:
@@ -104,8 +113,29 @@ def measure(runs_dir: Path) -> dict[str, list[dict]]:
         if r.signal and r.signal in df and df[r.signal].notna().any():
             sig.append({**e, "signal": r.signal,
                         "values": {i: _num(v) for i, v in zip(ids, df[r.signal].to_numpy(dtype=float))}})
-    return {"speedup": list(speed.values()), "accuracy": acc, "rule": rule, "selection": sel, "signal": sig}
+    return {"speedup": list(speed.values()), "accuracy": acc, "gain": gain, "rule": rule, "selection": sel,
+            "signal": sig}
 
+
+def _gains(runs, table) -> list[dict]:
+    """Final minus before accuracy per variant (from the accuracy table) and pooled over all runs."""
+    from ufo_rl.report import eval_frame
+
+    out = []
+    if table.empty:
+        return out
+    for _, r in table[(table["phase"] == "final") & table["gain_mean"].notna()].iterrows():
+        out.append({"experiment": r["experiment"], "variant": r["variant"], "benchmark": r["benchmark"],
+                    "value": float(r["gain_mean"]), "std": _num(r["gain_std"]), "n_seeds": int(r["n_seeds"]),
+                    "n_variants": 1})
+    ev = eval_frame(runs)
+    ev = ev[(ev["phase"] == "final") & ev["gain"].notna()]
+    for (exp, bench), g in ev.groupby(["experiment", "benchmark"]):
+        if g["variant"].nunique() > 1:
+            out.append({"experiment": exp, "variant": POOLED, "benchmark": bench, "value": float(g["gain"].mean()),
+                        "std": _num(g["gain"].std(ddof=1)), "n_seeds": int(len(g)),
+                        "n_variants": int(g["variant"].nunique())})
+    return out
 
 def _rule_holds(run, df, keep) -> bool:
     """Whether the run's selected set is what its rule picks from the run's own signal."""
@@ -133,6 +163,14 @@ def make_reference(measured: dict, rules: dict, runs_dir: Path) -> dict:
         scale = math.sqrt(1 / rules["accuracy_ci_seeds"] + 1 / e["n_seeds"])
         spread = rules["accuracy_sigmas"] * e["std"] * scale if e["std"] else 0.0
         acc.append({**e, "band": max(rules["accuracy_min_band"], spread)})
+    gain = []
+    for e in measured.get("gain", []):
+        scale = math.sqrt(1 / (rules["accuracy_ci_seeds"] * e["n_variants"]) + 1 / e["n_seeds"])
+        gain.append({**e, "floor": e["value"] - rules["gain_sigmas"] * (e["std"] or 0.0) * scale})
+    weak = [_key("gain", e) for e in gain if e["variant"] == POOLED and e["floor"] <= 0]
+    if weak:
+        raise UserError(f"the pooled gain floor of {', '.join(weak)} is not above 0, so CI could not tell a GRPO "
+                        "that learns nothing; record a sweep that learns more (more steps or seeds)")
     return {
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -140,8 +178,9 @@ def make_reference(measured: dict, rules: dict, runs_dir: Path) -> dict:
         "runs_dir": str(runs_dir),
         "rules": {**rules, "accuracy_band": "max(accuracy_min_band, accuracy_sigmas * std * "
                                    "sqrt(1 / accuracy_ci_seeds + 1 / n_seeds))",
-                  "speedup_floor": "speedup_floor_fraction * value"},
-        "speedup": speed, "accuracy": acc, "selection": measured["selection"], "signal": measured["signal"],
+                  "speedup_floor": "speedup_floor_fraction * value",
+                  "gain_floor": "value - gain_sigmas * std * sqrt(1 / (accuracy_ci_seeds * n_variants) + 1 / n_seeds)"},
+        "speedup": speed, "accuracy": acc, "gain": gain, "selection": measured["selection"], "signal": measured["signal"],
     }
 
 
@@ -150,7 +189,7 @@ def compare(reference: dict, measured: dict) -> list[dict]:
     rules = {**DEFAULTS, **reference.get("rules", {})}
     rows = [_row("rule", _key("rule", m), "rule(signal)", "equal" if m["value"] else "differs", "equal",
                  m["value"]) for m in measured.get("rule", [])]
-    for kind in ("speedup", "accuracy", "selection", "signal"):
+    for kind in ("speedup", "accuracy", "gain", "selection", "signal"):
         got = {_key(kind, e): e for e in measured.get(kind, [])}
         for ref in reference.get(kind, []):
             k = _key(kind, ref)
@@ -163,6 +202,10 @@ def compare(reference: dict, measured: dict) -> list[dict]:
                 val = m and m["value"]
                 ok = m is not None and abs(val - ref["value"]) <= ref["band"] + 1e-12
                 rows.append(_row(kind, k, ref["value"], val, f"± {ref['band']:.3g}", ok))
+            elif kind == "gain":
+                val = m and m["value"]
+                ok = m is not None and val >= ref["floor"] - 1e-12
+                rows.append(_row(kind, k, ref["value"], val, f">= {ref['floor']:.3g}", ok))
             elif kind == "selection":
                 need = rules["selection_min_overlap"]
                 shared = len(set(ref["ids"]) & set(m["ids"])) if m else 0
@@ -240,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
                 ref["speedup_runs_dir"] = str(args.speedup_runs)
             args.reference.parent.mkdir(parents=True, exist_ok=True)
             args.reference.write_text(json.dumps(ref, indent=2) + "\n")
-            counts = {k: len(ref[k]) for k in ("speedup", "accuracy", "selection", "signal")}
+            counts = {k: len(ref[k]) for k in ("speedup", "accuracy", "gain", "selection", "signal")}
             print(f"wrote {args.reference}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
                   + " checks, and a rule check for every run")
             return 0

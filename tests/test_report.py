@@ -271,8 +271,8 @@ def test_check_passes_on_its_reference_and_fails_on_drift(runs, tmp_path):
 
     res = _check("--runs", str(runs), "--reference", str(ref))
     assert res.returncode == 0, res.stdout + res.stderr
-    # 1 speedup, 2 accuracy, and per run: rule, selection, signal
-    assert "FAIL" not in res.stdout and res.stdout.count("PASS") == 1 + 2 + 3 * 4
+    # 1 speedup, 2 accuracy, 3 gains (2 variants, pooled), and per run: rule, selection, signal
+    assert "FAIL" not in res.stdout and res.stdout.count("PASS") == 1 + 2 + 3 + 3 * 4
 
     # an accuracy moved outside its band
     ev_path = runs / "exp" / "ufo-seed0" / "eval.json"
@@ -298,6 +298,33 @@ def test_check_passes_on_its_reference_and_fails_on_drift(runs, tmp_path):
     assert res.returncode == 1
     fails = [line for line in res.stdout.splitlines() if line.rstrip().endswith("FAIL")]
     assert len(fails) == 1 and fails[0].startswith("rule") and "exp/multisample seed 1" in fails[0]
+
+
+def test_check_gain_floor_fails_a_grpo_that_learns_nothing(runs, tmp_path):
+    ref = tmp_path / "ref.json"
+    assert _check("--runs", str(runs), "--reference", str(ref), "--write-reference").returncode == 0
+    gains = {e["variant"]: e for e in json.loads(ref.read_text())["gain"]}
+    assert set(gains) == {"ufo", "multisample", "all"}
+    ufo = gains["ufo"]  # finals 0.60, 0.64 from 0.40; CI runs one seed
+    std = np.std([0.20, 0.24], ddof=1)
+    assert ufo["value"] == pytest.approx(0.22) and ufo["floor"] == pytest.approx(0.22 - 3 * std * np.sqrt(1 + 1 / 2))
+    pooled = gains["all"]  # four runs; CI runs one seed of each of the two variants
+    std = np.std([0.20, 0.24, 0.15, 0.11], ddof=1)
+    assert pooled["value"] == pytest.approx(0.175)
+    assert pooled["floor"] == pytest.approx(0.175 - 3 * std * np.sqrt(1 / 2 + 1 / 4)) and pooled["floor"] > 0
+
+    for d in (runs / "exp").glob("*/eval.json"):  # GRPO that learned nothing: every final equals before
+        d = d.parent
+        ev = json.loads((d / "eval.json").read_text())
+        ev["final"]["test"]["accuracy"] = ev["before"]["test"]["accuracy"]
+        (d / "eval.json").write_text(json.dumps(ev))
+    res = _check("--runs", str(runs), "--reference", str(ref))
+    assert res.returncode == 1
+    fails = [line.split()[0] for line in res.stdout.splitlines() if line.rstrip().endswith("FAIL")]
+    assert fails.count("gain") == 3
+    # and such runs cannot become a reference: their pooled floor is not above zero
+    res = _check("--runs", str(runs), "--reference", str(tmp_path / "flat.json"), "--write-reference")
+    assert res.returncode == 2 and "gain floor" in res.stderr and not (tmp_path / "flat.json").exists()
 
 
 def _rescore(run_dir: Path, signal: np.ndarray, seed: int) -> None:
