@@ -9,19 +9,23 @@ or vLLM on GPUs), so the speedup we report is against a strong baseline.
 from __future__ import annotations
 
 from ufo_rl.answers import check
-from ufo_rl.generation import HFGenerator, SamplingParams
-from ufo_rl.scorers import ScoreChunk, _sync_time, empty_columns, prompts_for, register_scorer
+from ufo_rl.scorers import Knob, ScoreChunk, _sync_time, empty_columns, prompts_for, register_scorer
 
 
 def make_generator(ctx):
     if ctx.generator is not None:
         return ctx.generator
+    from ufo_rl.generation import HFGenerator  # torch: imported when scoring, not when registering
+
     return HFGenerator(ctx.model, ctx.tok, batch_size=ctx.cfg.batch_size)
 
 
-@register_scorer("multisample", signal="pass_rate", samples=True, key_fields=("k", "temperature"))
+@register_scorer("multisample", signal="pass_rate", samples=True, key_fields=("k", "temperature"),
+                 knobs={"k": Knob(8, "k{}")})
 def score_multisample(ctx, problems) -> ScoreChunk:
     """Pass rate over ``k`` samples per prompt; every sample is kept."""
+    from ufo_rl.generation import SamplingParams
+
     t0 = _sync_time(ctx)
     prompts = prompts_for(ctx, problems)
     gen = make_generator(ctx)

@@ -19,8 +19,8 @@ import importlib.util
 
 import pytest
 from datasets import load_dataset
+from helpers import load_bench_script
 
-from ufo_rl.config import R1_SYSTEM_PROMPT
 from ufo_rl.export import OPEN_R1_DIR, TRL_FILE, VERL_FILE, export_subset
 from ufo_rl.problems import Problem
 from ufo_rl.rewards import correctness_reward
@@ -33,6 +33,7 @@ PROBLEMS = [
     Problem("a1", "12+3=?", "15", difficulty=1, source="embedded-arith"),
 ]
 WRONG = "7777"
+R1_SYSTEM_PROMPT = load_bench_script("authors").AUTHORS_SYSTEM_PROMPT  # the authors' (conf/model/hf.yaml)
 
 
 def r1(answer: str) -> str:

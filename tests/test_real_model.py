@@ -25,7 +25,7 @@ from helpers import load_bench_script, save_random_model
 from omegaconf import OmegaConf
 
 from ufo_rl.cache import cache_key
-from ufo_rl.config import R1_SYSTEM_PROMPT, ModelConfig, SelectorConfig
+from ufo_rl.config import ModelConfig, SelectorConfig
 from ufo_rl.data.arith import embedded_splits
 from ufo_rl.errors import UserError
 from ufo_rl.generation import HFGenerator, SamplingParams
@@ -66,7 +66,6 @@ def test_real_model_configs_carry_the_authors_prompt_and_prefill():
     from ufo_rl.config import register_configs, to_run_config
 
     register_configs()
-    assert R1_SYSTEM_PROMPT == AUTHORS_SYSTEM_PROMPT
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         for overrides in (["model=smollm2"], ["model=hf", "model.name_or_path=/m"], ["model=qwen2.5-7b-instruct"]):
             cfg = to_run_config(compose("config", overrides=[*overrides, "run_dir=/tmp/x"])).model

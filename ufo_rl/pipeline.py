@@ -29,7 +29,7 @@ from ufo_rl import dist
 from ufo_rl.config import DatasetConfig, RunConfig
 from ufo_rl.errors import UserError
 from ufo_rl.io import LEDGER, ensure_dir, read_json, write_json, write_jsonl, write_parquet, write_text
-from ufo_rl.plan import STAGES, cache_root, check_sizes, default_rule, make_plan  # noqa: F401  (their old home)
+from ufo_rl.plan import cache_root, check_sizes, make_plan
 from ufo_rl.problems import Problem, fingerprint_problems
 from ufo_rl.selection import RULE_PARAMS, select
 
@@ -136,7 +136,7 @@ class Job:
                                   if dist.is_main_process() else None)
 
         signal_name = cfg.selector.signal or scorer.signal
-        rule = default_rule(scorer.name, cfg.selector.rule)
+        rule = scorer.resolve_rule(cfg.selector.rule)
         if signal_name is None:
             signal = np.zeros(len(pool))
         elif signal_name not in df or df[signal_name].isna().all():
@@ -387,6 +387,7 @@ class Job:
     def _run(self, pool: list[Problem], benches: dict, t_start: float) -> dict:
         from ufo_rl.identity import run_identity
         from ufo_rl.provenance import provenance
+        from ufo_rl.scorers import get_scorer
 
         cfg = self.cfg
         ensure_dir(self.dir)
@@ -396,7 +397,10 @@ class Job:
                        + OmegaConf.to_yaml(OmegaConf.structured(cfg)))
         df, scoring = self.select(pool)
         subset = [p for p, k in zip(pool, df["selected"]) if k]
-        meta = {"experiment": cfg.experiment, "selector": cfg.selector.name, "seed": cfg.seed,
+        # the label the report groups runs by, from the registry (ufo_rl/scorers.py, Scorer.label)
+        variant = get_scorer(cfg.selector.name).label(scoring["rule"], scoring["signal"], scoring["fraction"],
+                                                      scoring["selector_config"])
+        meta = {"experiment": cfg.experiment, "selector": cfg.selector.name, "variant": variant, "seed": cfg.seed,
                 "identity": run_identity(cfg),
                 "rule": scoring["rule"], "fraction": scoring["fraction"], "n_pool": len(pool),
                 "n_selected": len(subset), "budget": cfg.trainer.budget, "stage": cfg.stage,

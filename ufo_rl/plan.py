@@ -13,14 +13,10 @@ from pathlib import Path
 from ufo_rl.config import BUDGETS, RunConfig
 from ufo_rl.errors import UserError
 from ufo_rl.problems import Problem
+from ufo_rl.scorers import default_rule
 from ufo_rl.selection import BIN_RULES, RULES, n_keep
 
 STAGES = ("plan", "select", "train", "all")
-
-
-def default_rule(name: str, rule: str) -> str:
-    """``random`` and ``full`` have no signal: their rule is fixed by the name."""
-    return {"random": "random", "full": "all"}.get(name, rule)
 
 
 # (value, name, lowest allowed, strict): numeric settings and their ranges, checked by the plan
@@ -105,8 +101,9 @@ def make_plan(cfg: RunConfig) -> dict:
 
     if cfg.selector.tokenization not in TOKENIZATIONS:
         raise UserError(f"unknown selector.tokenization {cfg.selector.tokenization!r}; use {', '.join(TOKENIZATIONS)}")
-    if cfg.selector.name == "ufo" and cfg.selector.target not in ("answer", "solution", "greedy"):
-        raise UserError(f"unknown selector.target {cfg.selector.target!r}; use answer, solution or greedy")
+    for key, knob in scorer.knobs.items():
+        if knob.choices and getattr(cfg.selector, key) not in knob.choices:
+            raise UserError(f"unknown selector.{key} {getattr(cfg.selector, key)!r}; use {', '.join(knob.choices)}")
     if cfg.dataset.on_long_prompt not in ("error", "skip"):
         raise UserError(f"unknown dataset.on_long_prompt {cfg.dataset.on_long_prompt!r}; use error or skip")
     if cfg.dataset.max_prompt_tokens is not None and cfg.dataset.max_prompt_tokens < 1:

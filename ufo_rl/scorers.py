@@ -1,22 +1,39 @@
 """Scorers by name: each turns a pool of problems into per-prompt columns and a cost record.
 
-``ufo`` lives here; ``multisample``, ``random`` and ``full`` live in ``baselines/`` and register
-themselves on import. The name is the same string everywhere: the YAML file in
-``conf/selector/``, the registry key, and the ``selector`` column of the results.
+This registry is the one place that knows what a selector is: besides its scoring function, each
+entry records the signal column its rule reads, the rule and fraction of its
+``conf/selector/<name>.yaml``, the settings (knobs) that set a variant apart, and whether it is a
+baseline every variant is compared with. The pipeline writes the variant label
+(:meth:`Scorer.label`) into ``meta.json``; the report reads it there, or asks the registry for a
+folder written before the label was recorded, and never branches on selector names.
+
+``ufo`` lives here. The others are plug-ins found through the entry-point group
+``ufo_rl.scorers`` (``pyproject.toml``), imported on the first lookup: the baselines
+``multisample``, ``random`` and ``full`` ship in ``baselines/`` (installed as the package
+``ufo_rl_baselines``), which imports every module of its folder, so a new scorer is one module
+there plus its ``conf/selector/<name>.yaml``. The name is the same string everywhere: the YAML
+file, the registry key, and the ``selector`` column of the results.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ufo_rl.config import ModelConfig, SelectorConfig
 from ufo_rl.errors import UserError
-from ufo_rl.models import build_continuation, build_prompt, template_keeps_system
-from ufo_rl.problems import Problem
+from ufo_rl.selection import BIN_RULES
+
+if TYPE_CHECKING:
+    from ufo_rl.config import ModelConfig, SelectorConfig
+    from ufo_rl.problems import Problem
+
+# the entry-point group whose modules register scorers when imported (pyproject.toml)
+ENTRY_POINT_GROUP = "ufo_rl.scorers"
 
 
 @dataclass
@@ -44,38 +61,149 @@ class ScoreChunk:
 
 
 @dataclass(frozen=True)
+class Knob:
+    """A selector setting that sets a variant apart: the label names its value when that is not
+    ``default`` (the value of the selector's YAML), written with ``label`` (``"k{}"``: ``k16``)."""
+
+    default: Any
+    label: str = "{}"
+    # the values the plan accepts (empty: any)
+    choices: tuple = ()
+
+
+@dataclass(frozen=True)
 class Scorer:
     name: str
     fn: Callable[[ScoreContext, Sequence[Problem]], ScoreChunk]
     needs_model: bool
-    # the column the selection rule reads by default
+    # the column the selection rule reads by default; None: no signal, and `rule` is the only rule
     signal: str | None
     # whether it samples completions (then a vLLM generator can stand in for the HF model)
     samples: bool = False
     # which config fields change the scores (the cache key); fields that only change speed
     # (batch size, bucketing) are left out so a faster rerun still hits the cache
     key_fields: tuple[str, ...] = ()
+    # the rule and fraction of conf/selector/<name>.yaml: the label names any other
+    rule: str = "top_mid"
+    fraction: float = 0.1
+    # settings named in the label when not at their default (selector config field -> Knob)
+    knobs: Mapping[str, Knob] = field(default_factory=dict)
+    # position among the baselines every variant is compared with (the report's differences
+    # table, in this order); None: not a baseline
+    baseline: int | None = None
+
+    def resolve_rule(self, rule: str) -> str:
+        """The rule a job applies: the configured one, or, for a scorer without a signal
+        (``random``, ``full``), its own."""
+        return self.rule if self.signal is None else rule
+
+    def label(self, rule: str, signal: str | None, fraction, cfg: Mapping) -> str:
+        """The variant label: the name plus what sets this run apart from the selector's YAML
+        (``ufo-lowest``, ``multisample-valuebin3``, ``ufo-solution``, ``multisample-k16``,
+        ``ufo-20%``). ``cfg`` is the selector config as a dict (``scoring.json``
+        ``selector_config``).
+
+        >>> s = Scorer("s", None, False, "confidence", knobs={"k": Knob(8, "k{}")})
+        >>> s.label("top_mid", "confidence", 0.1, {"k": 8}), s.label("lowest", "pass_rate", 0.2, {"k": 4})
+        ('s', 's-lowest-pass_rate-k4-20%')
+        """
+        parts = [self.name]
+        if rule in BIN_RULES:
+            parts.append(f"{rule.replace('_', '')}{cfg.get('bin_index', '?')}")
+        elif rule != self.rule:
+            parts.append(rule)
+        if signal and self.signal and signal != self.signal:
+            parts.append(signal)
+        for key, knob in self.knobs.items():
+            if cfg.get(key, knob.default) != knob.default:
+                parts.append(knob.label.format(cfg[key]))
+        if rule not in ("all", *BIN_RULES) and fraction is not None and not math.isclose(fraction, self.fraction):
+            parts.append(f"{fraction:.0%}")
+        return "-".join(parts)
 
 
 SCORERS: dict[str, Scorer] = {}
-COLUMNS = ("prompt", "target", "logprob_mean", "confidence", "pass_rate", "n_samples")
+# the entry points imported so far (name = module), or None before the first lookup
+PLUGINS: list[str] | None = None
 
 
-def register_scorer(name: str, needs_model: bool = True, signal: str | None = None,
-                    samples: bool = False, key_fields: tuple[str, ...] = ()):
+def register_scorer(name: str, needs_model: bool = True, signal: str | None = None, samples: bool = False,
+                    key_fields: tuple[str, ...] = (), rule: str = "top_mid", fraction: float = 0.1,
+                    knobs: Mapping[str, Knob] | None = None, baseline: int | None = None):
+    """Register the decorated ``fn(ctx, problems) -> ScoreChunk`` as selector ``name`` (the
+    fields are those of :class:`Scorer`). A name taken by another function is an error: two
+    copies of one plug-in (say, imported under two package names) would otherwise shadow each
+    other silently."""
+
     def deco(fn):
-        SCORERS[name] = Scorer(name, fn, needs_model, signal, samples, key_fields)
+        old = SCORERS.get(name)
+        if old is not None and (old.fn.__module__, old.fn.__qualname__) != (fn.__module__, fn.__qualname__):
+            raise UserError(f"selector {name!r} is registered twice: by {old.fn.__module__}.{old.fn.__qualname__} "
+                            f"and by {fn.__module__}.{fn.__qualname__}")
+        SCORERS[name] = Scorer(name, fn, needs_model, signal, samples, key_fields, rule, fraction,
+                               dict(knobs or {}), baseline)
         return fn
 
     return deco
 
 
-def get_scorer(name: str) -> Scorer:
-    import baselines  # noqa: F401  (registers multisample, random, full)
+def load_plugins() -> None:
+    """Import, once, every module of the entry-point group ``ufo_rl.scorers``; each registers its
+    scorers on import. A plug-in that fails to import is an error that names it."""
+    global PLUGINS
+    if PLUGINS is not None:
+        return
+    PLUGINS = []
+    from importlib.metadata import entry_points
 
-    if name not in SCORERS:
-        raise UserError(f"unknown selector {name!r}; known: {', '.join(sorted(SCORERS))}")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        PLUGINS.append(f"{ep.name} = {ep.value}")
+        try:
+            ep.load()
+        except UserError:
+            raise
+        except Exception as e:
+            raise UserError(f"the scorer plug-in {ep.name} = {ep.value} (entry points {ENTRY_POINT_GROUP!r}) "
+                            f"failed to import: {type(e).__name__}: {e}") from e
+
+
+def scorers() -> dict[str, Scorer]:
+    """Every registered scorer by name, plug-ins included."""
+    load_plugins()
+    return SCORERS
+
+
+def get_scorer(name: str) -> Scorer:
+    if name not in scorers():
+        hint = "" if PLUGINS else (f" (no plug-in found in the entry points {ENTRY_POINT_GROUP!r}, which "
+                                   "register the baselines: install the project, pip install -e .)")
+        raise UserError(f"unknown selector {name!r}; known: {', '.join(sorted(SCORERS))}{hint}")
     return SCORERS[name]
+
+
+def find_scorer(name: str | None) -> Scorer | None:
+    """The registered scorer ``name``, or None (a run folder of a plug-in not installed here)."""
+    return scorers().get(name) if name else None
+
+
+def default_rule(name: str, rule: str) -> str:
+    """The rule selector ``name`` applies when configured with ``rule`` (:meth:`Scorer.resolve_rule`;
+    ``rule`` itself for an unknown name, which the plan reports)."""
+    s = find_scorer(name)
+    return s.resolve_rule(rule) if s is not None else rule
+
+
+def variant_label(selector: str, rule: str, signal: str | None, fraction, cfg: Mapping) -> str:
+    """:meth:`Scorer.label` of ``selector``. An unknown selector (a plug-in not installed here) is
+    labelled against no defaults but the schema's fraction: its name, bin index and fraction."""
+    s = find_scorer(selector) or Scorer(selector, None, False, None, rule=rule)
+    return s.label(rule, signal, fraction, cfg)
+
+
+def baselines() -> list[str]:
+    """The names of the baselines every variant is compared with, in their order."""
+    ranked = [s for s in scorers().values() if s.baseline is not None]
+    return [s.name for s in sorted(ranked, key=lambda s: s.baseline)]
 
 
 def empty_columns(n: int) -> dict[str, list]:
@@ -84,6 +212,8 @@ def empty_columns(n: int) -> dict[str, list]:
 
 
 def prompts_for(ctx: ScoreContext, problems: Sequence[Problem]) -> list[str]:
+    from ufo_rl.models import build_prompt
+
     return [build_prompt(ctx.tok, p.question, ctx.model_cfg.system_prompt) for p in problems]
 
 
@@ -125,6 +255,8 @@ def resolve_tokenization(value: str, tok) -> str:
         raise UserError(f"unknown selector.tokenization {value!r}; use {', '.join(TOKENIZATIONS)}")
     if value != "auto":
         return value
+    from ufo_rl.models import template_keeps_system
+
     return "joint" if template_keeps_system(tok) else "split"
 
 
@@ -143,14 +275,15 @@ def tokenization_for_key(selector_cfg: SelectorConfig, model_cfg: ModelConfig) -
     return resolve_tokenization(value, tok)
 
 
-@register_scorer("ufo", signal="confidence",
-                 key_fields=("target", "tokenization"))
+@register_scorer("ufo", signal="confidence", key_fields=("target", "tokenization"),
+                 knobs={"target": Knob("answer", choices=("answer", "solution", "greedy"))})
 def score_ufo(ctx: ScoreContext, problems: Sequence[Problem]) -> ScoreChunk:
     """One teacher-forced forward pass per prompt (PAPER.md Sec. 4): Conf and s = exp(Conf).
 
     With ``joint`` tokenization the scored string is the chat whose assistant turn is continued
     by the target (answer_prefix + gold for ``target=answer``), tokenised at once; the ``prompt``
     column then holds that string without the target."""
+    from ufo_rl.models import build_continuation
     from ufo_rl.scoring import encode_joint, encode_pairs, mean_target_logprob
 
     t0 = _sync_time(ctx)

@@ -8,7 +8,8 @@ intervals); a table or figure whose inputs are absent is skipped, and a stale co
 earlier report is removed, so what is in ``tables/`` and ``figures/`` always matches the runs.
 
 Runs are grouped by ``variant``: the selector name, plus whatever distinguishes it from that
-selector's default (``ufo-lowest``, ``ufo-bin3``, ``multisample-k16``, ``ufo-20%``). Standard
+selector's default (``ufo-lowest``, ``ufo-bin3``, ``multisample-k16``, ``ufo-20%``), as recorded
+in ``meta.json`` (the registry's label, ``ufo_rl/scorers.py``, for older folders). Standard
 deviations are over seeds with ``ddof=1`` (empty for a single seed).
 
 Modules: ``runs`` (loading, long frames, curves), ``stats`` (intervals, bootstrap, curve area,
@@ -26,9 +27,6 @@ from ufo_rl.report.calibration import (
 )
 from ufo_rl.report.markdown import to_markdown
 from ufo_rl.report.runs import (
-    DEFAULT_FRACTION,
-    DEFAULT_RULES,
-    DEFAULT_SIGNALS,
     PHASES,
     Run,
     eval_frame,
@@ -46,7 +44,7 @@ from ufo_rl.report.tables import (
 )
 
 __all__ = [
-    "DEFAULT_FRACTION", "DEFAULT_RULES", "DEFAULT_SIGNALS", "FIGURES", "PHASES", "TABLES", "Run",
+    "FIGURES", "PHASES", "TABLES", "Run",
     "accuracy_table", "bin_ablation_table", "build_report", "calibration_table",
     "confidence_by_pass_rate_table", "correlation_table", "differences_table", "eval_frame", "load_runs",
     "pass_rate_bins_table", "pass_rate_distribution_table", "runs_frame", "scoring_cost_table",

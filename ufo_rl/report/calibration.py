@@ -1,13 +1,14 @@
 """Tables from the scores alone (no training): how UFO's one-pass confidence relates to the
 multi-sample pass rate (arXiv 2505.12457, Sec. 4 and Tables 1-2), and the pass-rate bins of
-Figure 1."""
+Figure 1. The two sides are found by the signals the runs' scores hold (``runs.pairs``), whatever
+selectors wrote them; the ``ufo`` / ``multisample`` columns name the variants on each side."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ufo_rl.report.runs import Run, joined, model_name, pairs, pass_rate_scorings
+from ufo_rl.report.runs import Run, has_values, joined, model_name, pairs, pass_rate_scorings
 from ufo_rl.report.stats import min_bin_count, pass_rate_value_bins
 
 BAND_TARGET = 0.5  # the oracle band: the prompts whose pass rate is closest to 0.5
@@ -164,12 +165,12 @@ def calibration_table(runs: list[Run]) -> pd.DataFrame:
     scorings = pass_rate_scorings(runs)
     rows, seen = [], set()
     for u in sorted(runs, key=lambda r: str(r.meta.get("seed"))):
-        if u.selector != "ufo" or "confidence" not in u.scores or "selected" not in u.scores:
+        if not has_values(u, "confidence") or "selected" not in u.scores:
             continue
         for m in scorings.get(u.pool_key, []):
             ident = (u.scoring.get("cache_key"), u.rule, u.fraction, u.selector_config.get("bin_index"),
                      m.scoring.get("cache_key"))
-            if ident not in seen and len(joined(u, m)) >= 3:
+            if m is not u and ident not in seen and len(joined(u, m)) >= 3:
                 seen.add(ident)
                 rows.append(calibration_row(u, m))
     return pd.DataFrame(rows)

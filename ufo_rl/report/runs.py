@@ -1,14 +1,16 @@
 """Finished run folders as Python objects and long frames (``results/README.md``, "A run folder").
 
 Only the files a job writes are read (``meta.json``, ``scoring.json``, ``timing.json``,
-``eval.json``, ``scores.parquet``, ``train.jsonl``, ``eval_samples/``), never logs.
+``eval.json``, ``scores.parquet``, ``train.jsonl``, ``eval_samples/``), never logs. Nothing here
+knows a selector by name: a run's label and rule come from its ``meta.json`` (or, for a folder
+written before they were recorded, from the registry, ``ufo_rl/scorers.py``), and the runs that
+calibration compares are found by the signals their scores hold (:func:`has_values`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,12 +18,10 @@ import numpy as np
 import pandas as pd
 
 from ufo_rl.report.stats import curve_auc
+from ufo_rl.scorers import find_scorer, variant_label
 from ufo_rl.selection import BIN_RULES
 
 PHASES = ("before", "final", "best")
-DEFAULT_RULES = {"ufo": "top_mid", "multisample": "top_mid", "random": "random", "full": "all"}
-DEFAULT_SIGNALS = {"ufo": "confidence", "multisample": "pass_rate"}
-DEFAULT_FRACTION = 0.1
 
 
 def _read_json(path: Path) -> dict:
@@ -53,7 +53,10 @@ class Run:
 
     @property
     def rule(self) -> str:
-        return self.meta.get("rule") or self.scoring.get("rule") or DEFAULT_RULES.get(self.selector, "?")
+        if rule := self.meta.get("rule") or self.scoring.get("rule"):
+            return rule
+        scorer = find_scorer(self.selector)  # a folder that recorded no rule: the selector's own
+        return scorer.rule if scorer is not None else "?"
 
     @property
     def signal(self) -> str | None:
@@ -65,7 +68,9 @@ class Run:
 
     @property
     def variant(self) -> str:
-        return variant_label(self.selector, self.rule, self.signal, self.fraction, self.selector_config)
+        """``meta.json`` ``variant``, or the registry's label for a folder written without it."""
+        return self.meta.get("variant") or variant_label(self.selector, self.rule, self.signal, self.fraction,
+                                                         self.selector_config)
 
     @property
     def pool_key(self) -> tuple:
@@ -101,24 +106,6 @@ class Run:
             s = pd.Series({str(r["id"]): float(bool(r["correct"])) for r in recs}, dtype=float)
             self._cache[key] = s
         return self._cache[key]
-
-
-def variant_label(selector: str, rule: str, signal: str | None, fraction, sel_cfg: dict) -> str:
-    """The selector name plus what sets this run apart from the selector's defaults."""
-    parts = [selector]
-    if rule in BIN_RULES:
-        parts.append(f"{rule.replace('_', '')}{sel_cfg.get('bin_index', '?')}")
-    elif rule != DEFAULT_RULES.get(selector, rule):
-        parts.append(rule)
-    if signal and signal != DEFAULT_SIGNALS.get(selector, signal):
-        parts.append(signal)
-    if selector == "ufo" and sel_cfg.get("target", "answer") != "answer":
-        parts.append(sel_cfg["target"])
-    if selector == "multisample" and sel_cfg.get("k", 8) != 8:
-        parts.append(f"k{sel_cfg['k']}")
-    if rule not in ("all", *BIN_RULES) and fraction is not None and not math.isclose(fraction, DEFAULT_FRACTION):
-        parts.append(f"{fraction:.0%}")
-    return "-".join(parts)
 
 
 def load_runs(runs_dir: Path) -> list[Run]:
@@ -280,32 +267,41 @@ def eval_frame(runs: list[Run]) -> pd.DataFrame:
 
 
 # ---- pools scored by two methods -----------------------------------------------------------------
+# The calibration tables compare a run whose scores hold a one-pass ``confidence`` (UFO's signal;
+# the "ufo" side of their columns) with a run whose scores hold multi-sample ``pass_rate`` values
+# (the "multisample" side), whichever selectors wrote them.
+
+def has_values(r: Run, column: str) -> bool:
+    """Whether ``r``'s ``scores.parquet`` holds any value in ``column`` (a scorer leaves the
+    columns of other signals empty)."""
+    return column in r.scores and bool(r.scores[column].notna().any())
+
 
 def pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
-    """(ufo run, multisample run) pairs of the same experiment, pool and seed."""
-    ufo = [r for r in runs if r.selector == "ufo" and "confidence" in r.scores]
-    ms = [r for r in runs if r.selector == "multisample" and "pass_rate" in r.scores]
+    """(confidence run, pass-rate run) pairs of the same experiment, pool and seed."""
+    ufo = [r for r in runs if has_values(r, "confidence")]
+    ms = [r for r in runs if has_values(r, "pass_rate")]
     return [(u, m) for u in ufo for m in ms
-            if u.meta.get("experiment") == m.meta.get("experiment")
+            if u is not m and u.meta.get("experiment") == m.meta.get("experiment")
             and u.scoring.get("dataset_fingerprint") == m.scoring.get("dataset_fingerprint")
             and u.meta.get("seed") == m.meta.get("seed")]
 
 
 def joined(u: Run, m: Run) -> pd.DataFrame:
-    """UFO confidence and multisample pass rate per pool prompt (inner join on ``id``)."""
+    """``u``'s confidence and ``m``'s pass rate per pool prompt (inner join on ``id``)."""
     a = u.scores[["id", "confidence", "selected"] + (["difficulty"] if "difficulty" in u.scores else [])]
     b = m.scores[["id", "pass_rate", "n_samples", "selected"]]
     return a.merge(b, on="id", suffixes=("_ufo", "_ms")).dropna(subset=["confidence", "pass_rate"])
 
 
 def pass_rate_scorings(runs: list[Run], by_fingerprint: bool = True) -> dict[tuple, list[Run]]:
-    """Multisample runs, one per scoring (``cache_key``), by :attr:`Run.pool_key` with the largest
-    K first: the pass rates any other run of the same pool and model can be compared with. With
-    ``by_fingerprint=False``, every scoring in run order under one key ``None``."""
+    """Runs with pass rates, one per scoring (``cache_key``), by :attr:`Run.pool_key` with the
+    largest K first: the pass rates any other run of the same pool and model can be compared with.
+    With ``by_fingerprint=False``, every scoring in run order under one key ``None``."""
     out: dict = {}
     seen = set()
     for r in runs:
-        if r.selector != "multisample" or "pass_rate" not in r.scores:
+        if not has_values(r, "pass_rate"):
             continue
         if by_fingerprint and None in r.pool_key:
             continue
@@ -320,10 +316,9 @@ def pass_rate_scorings(runs: list[Run], by_fingerprint: bool = True) -> dict[tup
 
 
 def pass_rates_of(r: Run, scorings: dict[tuple, list[Run]]) -> pd.Series:
-    """Pass rate per pool id for ``r``'s pool: its own when it is a multisample run, else those of
-    the largest-K multisample scoring of the same pool and model; empty when there is none."""
-    src = r if r.selector == "multisample" and "pass_rate" in r.scores else \
-        next(iter(scorings.get(r.pool_key, [])), None)
+    """Pass rate per pool id for ``r``'s pool: its own when its scores hold pass rates, else those
+    of the largest-K pass-rate scoring of the same pool and model; empty when there is none."""
+    src = r if has_values(r, "pass_rate") else next(iter(scorings.get(r.pool_key, [])), None)
     if src is None:
         return pd.Series(dtype=float)
     s = src.scores.dropna(subset=["pass_rate"])

@@ -1,5 +1,8 @@
 """Tables of trained runs: scoring cost, accuracy, training time, the bin ablation and the
-differences between selectors (arXiv 2505.12457, Tables 4-6 and Figure 1)."""
+differences between selectors (arXiv 2505.12457, Tables 4-6 and Figure 1).
+
+What a selector is comes from the registry (``ufo_rl/scorers.py``: its knobs, whether it samples,
+whether it is a baseline) and from each run's files, never from its name."""
 
 from __future__ import annotations
 
@@ -15,9 +18,8 @@ from ufo_rl.report.stats import (
     t_halfwidth,
     welch_t,
 )
+from ufo_rl.scorers import baselines, find_scorer
 from ufo_rl.selection import BIN_RULES
-
-BASELINES = ("random", "full")  # the selectors every variant is compared with (differences_table)
 
 
 def _agg(df: pd.DataFrame, keys: list[str], cols: list[str], extra: dict | None = None) -> pd.DataFrame:
@@ -41,7 +43,9 @@ def scoring_cost_table(runs: list[Run]) -> pd.DataFrame:
     """Paper Table 4: data-evaluation cost per scoring method, one row per distinct scoring
     (deduplicated by cache key: every seed and rule of a sweep reuses one scoring, and
     ``scoring.json`` keeps the original, uncached cost). ``speedup`` = seconds of the
-    multi-sample scoring of the same pool, model and device / this method's seconds."""
+    multi-sample scoring (a scorer that samples, ``Scorer.samples``) of the same pool, model and
+    device / this method's seconds. ``target`` and ``k``: the method's knobs of those names
+    (``Scorer.knobs``), blank for a method without them."""
     rows, seen = [], set()
     for r in runs:
         sc = r.scoring
@@ -51,10 +55,11 @@ def scoring_cost_table(runs: list[Run]) -> pd.DataFrame:
         if ident in seen:
             continue
         seen.add(ident)
-        cfg = r.selector_config
+        cfg, scorer = r.selector_config, find_scorer(sc.get("method"))
+        knobs = scorer.knobs if scorer is not None else {}
         rows.append({
-            "method": sc.get("method"), "target": cfg.get("target") if sc.get("method") == "ufo" else None,
-            "k": cfg.get("k") if sc.get("method") == "multisample" else None,
+            "method": sc.get("method"), "target": cfg.get("target") if "target" in knobs else None,
+            "k": cfg.get("k") if "k" in knobs else None,
             "dataset": sc.get("dataset"), "model": model_name(sc.get("model")),
             "device": sc.get("device_name") or sc.get("device"), "dtype": sc.get("dtype"),
             "batch_size": sc.get("batch_size"), "n_prompts": sc.get("n_prompts"),
@@ -64,22 +69,22 @@ def scoring_cost_table(runs: list[Run]) -> pd.DataFrame:
             "prompts_per_second": sc.get("prompts_per_second"),
             "_group": (sc.get("dataset_fingerprint"), sc.get("model_fingerprint"),
                        sc.get("device_name") or sc.get("device")),
+            "_samples": scorer is not None and scorer.samples,
         })
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame(rows)
     out = []
     for _, row in df.iterrows():
-        refs = df[(df["method"] == "multisample") & (df["_group"] == pd.Series([row["_group"]] * len(df),
-                                                                                index=df.index))]
-        if row["method"] == "multisample":
+        refs = df[df["_samples"] & (df["_group"] == pd.Series([row["_group"]] * len(df), index=df.index))]
+        if row["_samples"]:
             refs = refs[refs.index == row.name]
         if refs.empty:
             out.append({**row, "multisample_k": np.nan, "multisample_seconds": np.nan, "speedup": np.nan})
         for _, ref in refs.iterrows():
             out.append({**row, "multisample_k": ref["k"], "multisample_seconds": ref["scoring_seconds"],
                         "speedup": ref["scoring_seconds"] / row["scoring_seconds"]})
-    out = pd.DataFrame(out).drop(columns="_group")
+    out = pd.DataFrame(out).drop(columns=["_group", "_samples"])
     return out.sort_values(["dataset", "model", "device", "scoring_seconds"], kind="stable").reset_index(drop=True)
 
 
@@ -107,8 +112,9 @@ def accuracy_table(runs: list[Run]) -> pd.DataFrame:
 
 def training_time_table(runs: list[Run]) -> pd.DataFrame:
     """Paper Table 6: training and end-to-end (scoring + training) seconds per variant, mean over
-    seeds; ``training_speedup_vs_full`` / ``speedup_vs_full`` = the ``full`` variant's training /
-    end-to-end seconds (same experiment and budget) over this variant's."""
+    seeds; ``training_speedup_vs_full`` / ``speedup_vs_full`` = the training / end-to-end seconds
+    of the first variant that trained on the whole pool (rule ``all``; same experiment and budget)
+    over this variant's."""
     rf = runs_frame(runs)
     if rf.empty or rf["training_seconds"].isna().all():
         return pd.DataFrame()
@@ -121,7 +127,7 @@ def training_time_table(runs: list[Run]) -> pd.DataFrame:
         "steps": ("steps", "mean"), "n_selected": ("n_selected", "mean"),
         "seconds_per_step": ("seconds_per_step", "mean"),
         "scoring_seconds": ("scoring_seconds", "mean"), "end_to_end_seconds": ("end_to_end_seconds", "mean")})
-    full = out[out["selector"] == "full"].drop_duplicates(["experiment", "budget"]).set_index(["experiment", "budget"])
+    full = out[out["rule"] == "all"].drop_duplicates(["experiment", "budget"]).set_index(["experiment", "budget"])
     for col, name in (("training_seconds_mean", "training_speedup_vs_full"), ("end_to_end_seconds", "speedup_vs_full")):
         out[name] = [full[col].get((e, b), np.nan) / s if s else np.nan
                      for e, b, s in zip(out["experiment"], out["budget"], out[col])]
@@ -148,7 +154,7 @@ def bin_ablation_table(runs: list[Run]) -> pd.DataFrame:
     """Paper Figure 1: RL gain (final minus before accuracy) when training on one bin of the pool,
     per bin index, with the signal range the bin covered and its **pass-rate range**
     (``pass_rate_range``, e.g. ``0.25–0.38``: the lowest and highest pass rate of the bin's
-    prompts over its seeds; for a bin of another signal, the pass rates of a multisample scoring
+    prompts over its seeds; for a bin of another signal, the pass rates of a multi-sample scoring
     of the same pool and model). ``bin_by`` = ``count`` for today's equal-count bins of the
     signal (``ufo_rl/selection.py``, ``select_bin``), so several bins can share one pass-rate
     value on a skewed pool."""
@@ -242,12 +248,12 @@ def _baseline(groups: dict, name: str, fraction) -> str | None:
 
 
 def differences_table(runs: list[Run]) -> pd.DataFrame:
-    """Each variant's final held-out greedy accuracy minus that of the ``random`` and of the
-    ``full`` baseline of the same experiment and benchmark (paper Table 5 compares every selector
-    with both), with a 95% CI (:func:`compare`) and ``significant`` = the CI excludes 0 (blank
-    without a CI). Variants come from ``meta.json`` (selector, rule, fraction); only the two
-    baselines are named here."""
-    rows = []
+    """Each variant's final held-out greedy accuracy minus that of each baseline selector of the
+    same experiment and benchmark (the registry's baselines in their order, ``Scorer.baseline``:
+    ``random``, then ``full``; paper Table 5 compares every selector with both), with a 95% CI
+    (:func:`compare`) and ``significant`` = the CI excludes 0 (blank without a CI). Variants come
+    from ``meta.json``."""
+    rows, names = [], baselines()
     trained = [r for r in runs if r.eval.get("final")]
     for exp in sorted({r.meta.get("experiment") for r in trained}, key=str):
         in_exp = [r for r in trained if r.meta.get("experiment") == exp]
@@ -257,7 +263,7 @@ def differences_table(runs: list[Run]) -> pd.DataFrame:
                 if _final_accuracy(r, bench) is not None:
                     groups.setdefault(r.variant, []).append(r)
             for variant in sorted(groups):
-                for name in BASELINES:
+                for name in names:
                     base = _baseline(groups, name, groups[variant][0].fraction)
                     if base is None or base == variant:
                         continue
