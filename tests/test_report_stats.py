@@ -202,6 +202,10 @@ def test_differences_over_seeds(seed_runs):
     assert row["method"] == "Welch t over seeds" and not row["paired_seeds"]
     assert (row["ci_lo"], row["ci_hi"]) == pytest.approx((ci.low, ci.high))
     assert np.isnan(row["n_problems"])
+    # the positive-control yardstick: the difference in seed standard errors of the difference
+    se = np.sqrt(np.var(ACC["multisample"], ddof=1) / 2 + np.var(ACC["full"], ddof=1) / 3)
+    assert row["seed_se"] == pytest.approx(se)
+    assert row["seed_z"] == pytest.approx((np.mean(ACC["multisample"]) - 0.57) / se)
 
 
 def test_differences_bootstrap_over_problems(tmp_path):
@@ -265,6 +269,21 @@ def test_learning_curves_area_and_seconds(tmp_path):
         d.joinpath("meta.json").write_text(d.joinpath("meta.json").read_text().replace('"done"', '"running"'))
     assert "learning_curves.png" not in {p.name for p in build_report(root, out)}
     assert not (out / "figures" / "learning_curves.png").exists()  # stale copy removed
+
+
+def test_differences_compare_curve_areas_in_seed_standard_errors(tmp_path):
+    root = tmp_path / "runs"
+    for seed, mid in ((0, 0.55), (1, 0.65)):
+        write_run(root, "ufo", seed, final=0.7, curve=[(5, mid), (10, 0.69)])
+    for seed, mid in ((1, 0.45), (2, 0.50)):
+        write_run(root, "random", seed, final=0.6, curve=[(5, mid), (10, 0.6)])
+    write_run(root, "random", 0, final=0.6)  # no curve: left out of the areas
+    row = differences_table(load_runs(root)).set_index(["variant", "baseline"]).loc[("ufo", "random")]
+    ufo = [((0.4 + mid) / 2 * 5 + (mid + 0.7) / 2 * 5) / 10 for mid in (0.55, 0.65)]
+    rand = [((0.4 + mid) / 2 * 5 + (mid + 0.6) / 2 * 5) / 10 for mid in (0.45, 0.50)]
+    se = np.sqrt(np.var(ufo, ddof=1) / 2 + np.var(rand, ddof=1) / 2)
+    assert row["auc_difference"] == pytest.approx(np.mean(ufo) - np.mean(rand))
+    assert (row["auc_seed_se"], row["auc_seed_z"]) == pytest.approx((se, (np.mean(ufo) - np.mean(rand)) / se))
 
 
 def test_bins_are_labelled_by_pass_rate_range(tmp_path):

@@ -9,11 +9,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ufo_rl.report.runs import PHASES, Run, eval_frame, model_name, pass_rate_scorings, pass_rates_of, runs_frame
+from ufo_rl.report.runs import (
+    PHASES,
+    Run,
+    accuracy_points,
+    eval_frame,
+    model_name,
+    pass_rate_scorings,
+    pass_rates_of,
+    runs_frame,
+)
 from ufo_rl.report.stats import (
     bootstrap_difference,
+    curve_auc,
     paired_t,
     range_label,
+    seed_z,
     significant,
     t_halfwidth,
     welch_t,
@@ -213,7 +224,13 @@ def compare(a: list[Run], b: list[Run], bench: str) -> dict:
     Per-problem records on both sides (``eval_samples/final-<bench>.jsonl``): a seeded bootstrap
     over held-out problems and seeds (``stats.bootstrap_difference``). Else, over seeds only: a
     paired t-interval when both sides hold the same seeds (two or more), Welch's t-interval when
-    both hold two or more, and no interval otherwise."""
+    both hold two or more, and no interval otherwise.
+
+    Besides, over seeds only: ``seed_se`` and ``seed_z`` (the difference in standard errors of the
+    difference, :func:`stats.seed_z`), and the same for the area under the learning curve
+    (``auc_difference``, ``auc_seed_se``, ``auc_seed_z``; NaN without periodic evaluations). A
+    positive control is held to ``seed_z >= 3`` or ``auc_seed_z >= 3``; the bootstrap interval
+    adds the spread of the held-out problems, and is the stricter test."""
     seeds_a, seeds_b = [r.meta.get("seed") for r in a], [r.meta.get("seed") for r in b]
     paired = len(set(seeds_a)) == len(a) and sorted(seeds_a, key=str) == sorted(seeds_b, key=str)
     if paired:
@@ -232,10 +249,20 @@ def compare(a: list[Run], b: list[Run], bench: str) -> dict:
     else:
         res, method = welch_t(acc_a, acc_b), "none (one seed, no per-problem records)"
     res["difference"] = float(np.mean(acc_a) - np.mean(acc_b))
+    res["seed_se"], res["seed_z"] = seed_z(acc_a, acc_b)
+    auc_a, auc_b = [_auc(r, bench) for r in a], [_auc(r, bench) for r in b]
+    res["auc_difference"] = float(np.nanmean(auc_a) - np.nanmean(auc_b)) \
+        if not (np.isnan(auc_a).all() or np.isnan(auc_b).all()) else np.nan
+    res["auc_seed_se"], res["auc_seed_z"] = seed_z(auc_a, auc_b)
     return {"n_seeds": len(a), "n_seeds_baseline": len(b), "paired_seeds": paired,
             "n_problems": len(ids) if ca is not None and cb is not None else np.nan, "method": method,
             "accuracy": float(np.mean(acc_a)), "baseline_accuracy": float(np.mean(acc_b)), **res,
             "significant": significant(res["ci_lo"], res["ci_hi"])}
+
+
+def _auc(r: Run, bench: str) -> float:
+    pts = accuracy_points(r, bench, curve_only=True)
+    return curve_auc(*zip(*pts)) if pts else np.nan
 
 
 def _baseline(groups: dict, name: str, fraction) -> str | None:
