@@ -46,8 +46,8 @@ def score_multisample(ctx, problems) -> ScoreChunk:
     seconds = _sync_time(ctx) - t0
     cols = empty_columns(len(problems))
     cols.update(prompt=prompts, pass_rate=rates, n_samples=[len(c) for c in outs])
-    # HF generate prefills each prompt once per sample (num_return_sequences expands the batch);
-    # vLLM once per prompt, shared by its samples
+    # a generator that shares the prefill (the HF decoding loop of ufo_rl/generation.py, vLLM)
+    # computes each prompt once for its k samples; HF generate itself (own_loop=False) once per sample
     prefill = (gen.stats.prompt_tokens - before_prompt) * (1 if getattr(gen, "shares_prefill", False) else ctx.cfg.k)
     return ScoreChunk(cols, forward_tokens=prefill,
                       generated_tokens=gen.stats.generated_tokens - before_gen,

@@ -114,6 +114,39 @@ def test_periodic_eval_builds_a_curve(tiny_path, tmp_path):
     assert res["curve"] == [{"step": 2, "accuracy": 0.2}, {"step": 4, "accuracy": 0.4}]
 
 
+@pytest.mark.parametrize("extra,own", [({}, True), ({"top_k": 5}, False)])
+def test_rollouts_come_from_the_decoding_loop(tiny_path, tmp_path, monkeypatch, extra, own):
+    """Plain sampling goes through HFGenerator.sample_ids, one prefill per prompt for its
+    group; what it returns is what the reward sees. A setting it does not reproduce (top-k)
+    leaves sampling to TRL."""
+    from ufo_rl.generation import HFGenerator
+
+    sampled, seen = [], []
+    real = HFGenerator.sample_ids
+
+    def spy(self, prompt_ids, params, eos_ids=None):
+        out = real(self, prompt_ids, params, eos_ids)
+        sampled.append((len(prompt_ids), params.n, params.temperature, params.max_new_tokens, out))
+        return out
+
+    def reward(completions, answer, **kw):
+        seen.append(list(completions))
+        return digit_share(completions, answer)
+
+    monkeypatch.setattr(HFGenerator, "sample_ids", spy)
+    train_grpo(tiny_path, problems(), cfg(max_steps=2, extra=extra), ModelConfig(), tmp_path / "run", seed=0,
+               progress=False, reward_fn=reward)
+    if not own:
+        assert sampled == [] and len(seen) == 2
+        return
+    from ufo_rl.tiny_model import build_tokenizer
+
+    tok = build_tokenizer()
+    assert [s[:4] for s in sampled] == [(2, 3, 1.0, 8)] * 2  # 2 prompts x 3 generations per step
+    assert all(len(s[4]) == 6 and all(0 < len(ids) <= 8 for ids in s[4]) for s in sampled)
+    assert seen == [[tok.decode(ids, skip_special_tokens=True) for ids in s[4]] for s in sampled]
+
+
 def test_resume_from_checkpoint(tiny_path, tmp_path):
     out = tmp_path / "run"
     train_grpo(tiny_path, problems(), cfg(max_steps=2, save_steps=2), ModelConfig(), out, seed=0,

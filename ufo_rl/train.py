@@ -5,6 +5,8 @@ Design choices (measured on the tiny model; the README states the numbers):
   ``beta > 0`` (a model object breaks the reference copy);
 - gradient checkpointing is off (it only slows a tiny model down) and ``use_cpu`` is set when
   no GPU is visible;
+- plain-text rollouts are sampled by ufo_rl/generation.py's decoding loop instead of TRL's call
+  to ``generate`` (same distribution, less waste on a CPU; see ``_grpo_trainer_class``);
 - the reward is the verifiable correctness of :mod:`ufo_rl.rewards` (strict by default: only
   completions that stop at ``</answer>`` are paid), with truncated completions masked out of
   the loss, which kept the policy from drifting to the length cap;
@@ -133,6 +135,52 @@ def _callbacks(recorder: _RewardRecorder, log_path: Path, eval_fn: EvalFn | None
     return [Recorder()]
 
 
+def _plain_text_sampling(trainer, images, multimodal_fields) -> bool:
+    """Whether a GRPO rollout is plain sampling from a text model that
+    :meth:`ufo_rl.generation.HFGenerator.sample_ids` reproduces: temperature and top-p only, on
+    one process or under DDP (not DeepSpeed or FSDP, whose weights must be gathered first)."""
+    t, args = trainer, trainer.args
+    return (images is None and not multimodal_fields
+            and not any(getattr(t, k, None) for k in ("use_vllm", "use_transformers_continuous_batching", "tools",
+                                                       "environment_factories", "rollout_func", "_is_vlm",
+                                                       "top_k", "min_p", "is_deepspeed_enabled", "is_fsdp_enabled"))
+            and not getattr(args, "generation_kwargs", None) and getattr(args, "cache_implementation", None) is None
+            and getattr(t, "repetition_penalty", 1.0) == 1.0 and getattr(t, "temperature", 0) > 0)
+
+
+def _grpo_trainer_class():
+    """TRL's ``GRPOTrainer``, sampling its completions with HFGenerator's decoding loop.
+
+    TRL samples through ``generate``, which prefills each of a prompt's ``num_generations``
+    rows again and runs every row until the longest one ends; on a CPU that was 38% of a step
+    of the tiny model. The loop samples from the same distribution (same logits, temperature
+    and top-p; tests/test_generation.py) from the trainer's own random stream, and returns what
+    TRL's own path returns: the ids through the first EOS, no logprobs. Any other rollout
+    (vLLM, tools, images, top-k, min-p, a repetition penalty, ...) stays with TRL.
+    """
+    from trl import GRPOTrainer
+
+    from ufo_rl.generation import HFGenerator, SamplingParams
+
+    class OwnSamplingGRPOTrainer(GRPOTrainer):
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs):
+            if args or kwargs or not _plain_text_sampling(self, images, multimodal_fields):
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                     *args, **kwargs)
+            n = num_generations
+            # TRL's RepeatSampler gives each prompt n consecutive rows: prefill each prompt once
+            grouped = len(prompt_ids) % n == 0 and all(
+                prompt_ids[i] == prompt_ids[i - i % n] for i in range(len(prompt_ids)))
+            unique, n = (prompt_ids[::n], n) if grouped else (prompt_ids, 1)
+            model = self.accelerator.unwrap_model(self.model_wrapped)
+            gen = HFGenerator(model, self._tokenizer, batch_size=len(prompt_ids))
+            params = SamplingParams(n=n, temperature=self.temperature, top_p=self.top_p,
+                                    max_new_tokens=self.max_completion_length)
+            return gen.sample_ids([list(p) for p in unique], params, self.eos_token_ids), None
+
+    return OwnSamplingGRPOTrainer
+
+
 def grpo_args(cfg: TrainerConfig, out_dir: Path, steps: int, seed: int, progress: bool):
     """The ``trl.GRPOConfig`` for a run (checkpoints under ``out_dir/checkpoints``).
 
@@ -190,19 +238,19 @@ def grpo_args(cfg: TrainerConfig, out_dir: Path, steps: int, seed: int, progress
 
 def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerConfig,
                model_cfg: ModelConfig, out_dir: Path, seed: int, eval_fn: EvalFn | None = None,
-               progress: bool = True, reward_fn: Callable[..., list[float]] | None = None) -> dict:
+               progress: bool = True, reward_fn: Callable[..., list[float]] | None = None,
+               callbacks: Sequence = ()) -> dict:
     """Run GRPO on ``train_problems`` from the model folder ``model_path``.
 
     Writes ``out_dir/train.jsonl`` (one row per logged step), checkpoints under
     ``out_dir/checkpoints`` and the final model + tokenizer under ``out_dir/final``. If a
     checkpoint is there already the run resumes from it (``resumed: True``).
     ``eval_fn(model, step) -> dict`` runs every ``cfg.eval_every`` steps; its results come back
-    as ``curve``. ``reward_fn`` replaces the default correctness reward (tests use it).
+    as ``curve``. ``reward_fn`` replaces the default correctness reward (tests use it);
+    ``callbacks`` are more ``transformers.TrainerCallback`` objects (the job's progress lines).
     """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM  # noqa: F401  (fails early if missing)
-    from trl import GRPOTrainer
-
     if not train_problems:
         raise UserError("the training subset is empty; check the selector's fraction and the pool")
     if cfg.name != "grpo":
@@ -247,13 +295,13 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
     recorder = _RewardRecorder(reward, cfg.num_generations)
     t0 = time.perf_counter() - prior
     args = grpo_args(cfg, out_dir, steps, seed, progress)
-    trainer = GRPOTrainer(
+    trainer = _grpo_trainer_class()(
         model=str(resume) if finished else model_path,
         reward_funcs=[recorder],
         args=args,
         train_dataset=dataset,
         processing_class=tok,
-        callbacks=_callbacks(recorder, log_path, eval_fn, cfg.eval_every, curve_path, t0),
+        callbacks=[*_callbacks(recorder, log_path, eval_fn, cfg.eval_every, curve_path, t0), *callbacks],
     )
     if finished:
         trainer.state.global_step = _checkpoint_step(resume)
