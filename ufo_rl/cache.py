@@ -99,12 +99,14 @@ def score_with_cache(
     score_chunk: Callable[[Sequence[Problem]], ScoreChunk],
     chunk_size: int = CHUNK_SIZE,
     progress: bool = True,
+    report: Callable[[int, int, bool], None] | None = None,
 ) -> tuple[pd.DataFrame, dict, list[dict], dict]:
     """Score ``problems`` chunk by chunk into ``folder``; returns (columns, cost, samples, status).
 
     ``status`` says whether every chunk came from the cache (``cached``), how many chunks were
     resumed from an earlier, interrupted run (``resumed_chunks``) and how many damaged chunks
-    were recomputed (``repaired_chunks``).
+    were recomputed (``repaired_chunks``). ``report(done, total, fresh)`` is called after each
+    chunk, ``fresh`` false for a chunk read from the cache (ufo_rl/progress.py).
     """
     ensure_dir(folder)
     chunks = split(problems, chunk_size)
@@ -119,6 +121,7 @@ def score_with_cache(
             print(f"warning: score cache chunk {meta} {got}; recomputing it", file=sys.stderr)
             repaired += 1
             got = None
+        fresh = got is None
         if got is not None:
             found += 1
             df, samp_rows, rec = got
@@ -139,6 +142,8 @@ def score_with_cache(
         cost["forward_tokens"] += rec["forward_tokens"]
         cost["generated_tokens"] += rec["generated_tokens"]
         bar.update(len(chunk))
+        if report is not None:
+            report(bar.n, len(problems), fresh)
     bar.close()
     df = pd.concat(frames, ignore_index=True)
     status = {"cached": found == len(chunks), "resumed_chunks": found if 0 < found < len(chunks) else 0,
@@ -152,6 +157,7 @@ def score_sharded(
     score_chunk: Callable[[Sequence[Problem]], ScoreChunk],
     chunk_size: int = CHUNK_SIZE,
     progress: bool = True,
+    report: Callable[[int, int, bool], None] | None = None,
 ) -> tuple[pd.DataFrame, dict, list[dict], dict]:
     """:func:`score_with_cache` with the missing chunks shared out among the processes of a launch.
 
@@ -162,7 +168,7 @@ def score_sharded(
     from ufo_rl import dist
 
     if dist.world_size() == 1:
-        return score_with_cache(folder, problems, score_chunk, chunk_size, progress)
+        return score_with_cache(folder, problems, score_chunk, chunk_size, progress, report)
     chunks = split(problems, chunk_size)
     main = dist.is_main_process()
     todo = dist.broadcast(missing_chunks(folder, chunks) if main else None)
@@ -171,7 +177,8 @@ def score_sharded(
     result, samples = None, []
     if main:  # what the ranks scored stands in for the scorer; a chunk damaged since is redone here
         df, cost, samples, status = score_with_cache(
-            folder, problems, lambda chunk: scored.get(_ids(chunk)) or score_chunk(chunk), chunk_size, progress)
+            folder, problems, lambda chunk: scored.get(_ids(chunk)) or score_chunk(chunk), chunk_size, progress,
+            report)
         result = (df, cost, status)
     df, cost, status = dist.broadcast(result)
     return df, cost, samples, status

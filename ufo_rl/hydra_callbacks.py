@@ -1,4 +1,5 @@
-"""Hydra callbacks: check the output folder before Hydra creates it; rebuild the report after."""
+"""Hydra callbacks: check the output folder before Hydra creates it; rebuild the report after;
+count a sweep's jobs for the progress lines (ufo_rl/progress.py)."""
 
 from __future__ import annotations
 
@@ -46,8 +47,10 @@ class ReportCallback(Callback):
 
         if not dist.is_main_process():  # one report per launch, by rank 0 (ufo_rl/dist.py)
             return
+        from ufo_rl.progress import sweep_line
         from ufo_rl.report import build_report
 
+        sweep_line("report")
         results = Path(config.results_dir)
         try:
             written = build_report(results / "runs", results)
@@ -56,3 +59,38 @@ class ReportCallback(Callback):
                   file=sys.stderr)
             return
         print(f"[ufo-rl] report: {len(written)} files in {results}/tables and {results}/figures")
+
+
+class ProgressCallback(Callback):
+    """Counts a sweep's jobs when it starts, for the ``job i/n`` of the progress lines. The count
+    reaches jobs run in this process through :data:`ufo_rl.progress.SWEEP`, and jobs that a
+    launcher runs in other processes (submitit) through the environment they inherit."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from ufo_rl.progress import SWEEP, SWEEP_JOBS_ENV
+
+        count = sweep_size(config)
+        SWEEP.start(count)
+        if count:
+            os.environ[SWEEP_JOBS_ENV] = str(count)
+        else:
+            os.environ.pop(SWEEP_JOBS_ENV, None)
+
+
+def sweep_size(config: DictConfig) -> int | None:
+    """How many jobs Hydra's basic sweeper makes of ``config``: the product of the value counts of
+    ``hydra.sweeper.params`` and the command line's overrides, as the sweeper itself expands them.
+    None for another sweeper, or a sweep that cannot be expanded without the config loader (glob)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sweeper = config.hydra.sweeper
+    if not str(sweeper.get("_target_", "")).endswith(".BasicSweeper"):
+        return None
+    params = sweeper.get("params") or {}
+    args = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+        return len(BasicSweeper.split_arguments(parsed, None)[0])
+    except Exception:  # e.g. glob(), which needs the config loader: the lines go without the count
+        return None

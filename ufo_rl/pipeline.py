@@ -31,6 +31,7 @@ from ufo_rl.errors import UserError
 from ufo_rl.io import LEDGER, ensure_dir, read_json, write_json, write_jsonl, write_parquet, write_text
 from ufo_rl.plan import cache_root, check_sizes, make_plan
 from ufo_rl.problems import Problem, fingerprint_problems
+from ufo_rl.progress import JobProgress, for_job, trainer_callback
 from ufo_rl.selection import RULE_PARAMS, select
 
 # what a finished folder's stage already covers
@@ -60,6 +61,8 @@ class Job:
         self._tokenizer = None
         self._identity: tuple[str, str] | None = None
         self.pool_report: dict = {}
+        # the job's progress lines (ufo_rl/progress.py): silent until run() starts the job
+        self.lines = JobProgress(self.dir.name, enabled=False)
 
     def model_identity(self) -> tuple[str, str]:
         """(loadable path, content fingerprint) of the configured model, computed once per job:
@@ -130,7 +133,9 @@ class Job:
             return scorer.fn(ctx, chunk)
 
         folder = cache_root(cfg) / f"{scorer.name}-{key}"
-        df, cost, samples, status = score_sharded(folder, pool, score_chunk, progress=cfg.progress)
+        self.lines.stage("score", total=len(pool))
+        df, cost, samples, status = score_sharded(folder, pool, score_chunk, progress=cfg.progress,
+                                                  report=self.lines.update)
         # the cost figures of the run that actually scored, kept and written by rank 0
         original = dist.broadcast(_first_cost(folder / "first_cost.json", cost, info)
                                   if dist.is_main_process() else None)
@@ -144,6 +149,7 @@ class Job:
                             f"set selector.signal to one it has (confidence, logprob_mean, pass_rate)")
         else:
             signal = df[signal_name].to_numpy(dtype=float)
+        self.lines.stage("select")
         keep, score = select(rule, signal, cfg.selector.fraction, seed=cfg.seed,
                              **{k: getattr(cfg.selector, k) for k in RULE_PARAMS})
         df["score"] = score if signal_name is not None or rule == "random" else np.nan
@@ -247,7 +253,7 @@ class Job:
 
         result = train_grpo(self.model_identity()[0], subset, cfg.trainer, cfg.model,
                             self.dir, cfg.seed, eval_fn=eval_fn if cfg.trainer.eval_every else None,
-                            progress=cfg.progress)
+                            progress=cfg.progress, callbacks=[trainer_callback(self.lines)])
         evals = [(row["step"], {b: m for b, m in row.items() if isinstance(m, dict)})
                  for row in result.get("curve", [])]
         evals = [(step, metrics) for step, metrics in evals if metrics]
@@ -282,6 +288,8 @@ class Job:
         if cfg.stage == "plan":
             check_sizes(cfg, pool)
             return {"plan": {**plan, "n_pool": len(pool)}}
+        self.lines = for_job(cfg)
+        self.lines.stage("load")
         if self._needs_model():  # rank 0 builds or converts it (the tiny model, smollm2) first
             with dist.main_process_first():
                 self.model_identity()
@@ -408,15 +416,19 @@ class Job:
                 "provenance": provenance()}
         if cfg.stage in ("train", "all"):
             t0 = time.perf_counter()
+            if cfg.eval.before:
+                self.lines.stage("eval before")
             before = self.evaluate_before(benches) if dist.is_main_process() and cfg.eval.before else {}
             self.timing["eval_before_seconds"] = time.perf_counter() - t0
             self.release_model()  # training loads its own copy; free the scoring model first
+            self.lines.stage("train")
             result, best = self.train(subset, benches)
             if not dist.is_main_process():
                 return {"status": "done", "rank": dist.rank()}
             self.timing["training_seconds"] = result["training_seconds"]
             from ufo_rl.models import load_model
 
+            self.lines.stage("eval final")
             t0 = time.perf_counter()
             final_cfg = replace(cfg.model, name_or_path=result["final_model_path"])
             model, tok, _ = load_model(final_cfg, False)
@@ -435,6 +447,7 @@ class Job:
         write_json(self.dir / "timing.json", self.timing)
         meta["status"] = "done"
         write_json(meta_path, meta)
+        self.lines.finish()
         return meta
 
 
