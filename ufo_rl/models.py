@@ -88,12 +88,17 @@ def load_tokenizer(path: str, cfg: ModelConfig):
     return tok
 
 
+def apply_threads(cfg: ModelConfig) -> None:
+    """Set torch's CPU thread count to ``model.threads`` (null: leave torch's default)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+
 def load_model(cfg: ModelConfig, progress: bool = True):
     """Load (model, tokenizer, info) in eval mode; ``info`` holds path, fingerprint, load seconds."""
     from transformers import AutoModelForCausalLM
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    apply_threads(cfg)
     path = resolve_model_path(cfg, progress)
     device = resolve_device(cfg)
     dtype = resolve_dtype(cfg, device)

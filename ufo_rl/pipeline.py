@@ -290,6 +290,9 @@ class Job:
             return {"plan": {**plan, "n_pool": len(pool)}}
         self.lines = for_job(cfg)
         self.lines.stage("load")
+        from ufo_rl.models import apply_threads
+
+        apply_threads(cfg.model)  # before anything computes: training may load no scoring model first
         if self._needs_model():  # rank 0 builds or converts it (the tiny model, smollm2) first
             with dist.main_process_first():
                 self.model_identity()
