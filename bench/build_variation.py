@@ -95,6 +95,8 @@ def main(argv=None) -> int:
         return 0
     from safetensors.torch import load_file
 
+    from ufo_rl.provenance import cpu_name
+
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for v in args.variants:
@@ -113,7 +115,7 @@ def main(argv=None) -> int:
             runs.append((v, json.loads((out / "result.json").read_text()), load_file(str(out / "weights.safetensors"))))
         base_name, base, wa = runs[0]
         report = {"recipe_sft_steps": args.sft_steps, "n_pool": args.n_pool, "baseline": base_name,
-                  "cpu": _cpu_name(), "builds": {}}
+                  "cpu": cpu_name(), "builds": {}}
         for name, res, w in runs:
             entry = {k: res[k] for k in ("weights_sha256", "final_sft_loss", "greedy_accuracy_per_level",
                                          "train_seconds", "cpu_capability", "threads")}
@@ -126,16 +128,6 @@ def main(argv=None) -> int:
     print(json.dumps(report, indent=2))
     print(f"wrote {path}")
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -47,16 +46,6 @@ def sizes() -> list[int]:
     return [int(n) for n in os.environ.get("UFO_LARGE_POOLS", "10000,100000").split(",")]
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def score_pool(n: int, work: Path) -> dict:
     """One fresh process: build the pool, score it with UFO, select; its peak RSS and timings."""
     rss = work / f"rss-{n}.json"
@@ -81,6 +70,8 @@ def score_pool(n: int, work: Path) -> dict:
 @pytest.mark.skipif(os.environ.get("UFO_SKIP_LARGE_POOL") == "1", reason="UFO_SKIP_LARGE_POOL=1")
 def test_memory_flat_and_time_linear(tmp_path):
     import torch
+
+    from ufo_rl.provenance import cpu_name
 
     rows = [score_pool(n, tmp_path) for n in sizes()]
     small, large = rows[0], rows[-1]
