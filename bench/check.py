@@ -185,7 +185,8 @@ def make_reference(measured: dict, rules: dict, runs_dir: Path) -> dict:
                   "speedup_floor": "speedup_floor_fraction * value",
                   "gain_floor": "value - (pooled_gain_sigmas if variant == 'all' else gain_sigmas) * std * "
                                 "sqrt(1 / (accuracy_ci_seeds * n_variants) + 1 / n_seeds)"},
-        "speedup": speed, "accuracy": acc, "gain": gain, "selection": measured["selection"], "signal": measured["signal"],
+        "speedup": speed, "accuracy": acc, "gain": gain, "selection": measured["selection"],
+        "signal": measured["signal"],
     }
 
 
