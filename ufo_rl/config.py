@@ -225,7 +225,8 @@ class RunConfig:
     results_dir: str = "results"
     # where this run writes (set by Hydra to its run/sweep dir)
     run_dir: str = MISSING
-    # show progress bars
+    # progress bars, and a progress line per job at most every 15 s; false keeps only the
+    # line at each stage boundary (ufo_rl/progress.py)
     progress: bool = True
     # write tables and figures after a sweep
     report: bool = True
