@@ -37,9 +37,10 @@ N_EMBEDDED = int(os.environ.get("UFO_BENCH_N", "256"))
 N_GSM8K = int(os.environ.get("UFO_BENCH_GSM8K_N", "64"))
 N_SMOLLM2 = int(os.environ.get("UFO_BENCH_SMOLLM2_N", "16"))
 GSM8K_NEW_TOKENS = 256
-# Reference speedups per machine class ("<device>-<model>", :func:`machine_class`), measured by
-# this file and recorded in bench/reference_speedups.json; a run must reach REFERENCE_FRACTION of
-# its class's reference. A class with no reference is measured and written, not asserted.
+# Reference speedups per machine class ("<device>-<model>", :func:`machine_class`) and sizes,
+# measured by this file and recorded in bench/reference_speedups.json; a run must reach
+# REFERENCE_FRACTION of its class's reference. A class or size with no reference, or with a
+# provisional one, is measured and written, not asserted.
 REFERENCES = Path(__file__).with_name("reference_speedups.json")
 REFERENCE_FRACTION = 0.5
 ROUNDS = int(os.environ.get("UFO_BENCH_ROUNDS", "2"))  # the same warm-up and rounds for both sides
@@ -153,6 +154,13 @@ def test_speedup_ratio(model_name):
     if not checked:
         pytest.skip(f"this run's pools and sizes match none of the {cls} references "
                     f"({json.dumps({p: {k: r.get(k) for k in sizes} for p, r in reference.items()})})")
+    # a provisional reference (measured under an older protocol or code) is shown, not asserted
+    for pool in [p for p in checked if reference[p].get("provisional")]:
+        print(f"\n{cls} {pool}: {report[pool]['speedup']:.1f}x against the provisional reference "
+              f"{reference[pool]['speedup']:.1f}x (not asserted: {reference[pool].get('measured', '')})")
+    checked = [p for p in checked if not reference[p].get("provisional")]
+    if not checked:
+        pytest.skip(f"the {cls} references for these sizes are provisional: re-measure and record them")
     for pool in checked:
         floor = REFERENCE_FRACTION * reference[pool]["speedup"]
         assert report[pool]["speedup"] >= floor, (

@@ -5,8 +5,10 @@ Both sides score the same prompts with the same loaded model, and the same strin
 its last T tokens scored, T = the gold answer's own token count (arXiv 2505.12457, Sec. 4):
 
 - ours: ``ufo_rl/scorers.py`` (``selector=ufo``, ``tokenization=joint``, its batch size), which
-  sorts prompts by length into batches, pads each batch to its own longest prompt and asks the
-  model for the logits of the last ``max T + 1`` positions only (``ufo_rl/scoring.py``);
+  runs the tokens every prompt starts with (chat template, system prompt) once and copies their
+  KV cache to each batch, sorts prompts by length into batches, pads each batch to its own
+  longest prompt and asks the model for the logits of the last ``max T + 1`` positions only
+  (``ufo_rl/scoring.py``);
 - theirs: ``bench/authors.py``: the whole set padded to its longest prompt, batches of 8, logits
   at every position, a per-token Python loop in float64.
 
@@ -46,7 +48,7 @@ from ufo_rl.config import SelectorConfig
 from ufo_rl.data.arith import embedded_splits
 from ufo_rl.models import build_continuation
 from ufo_rl.scorers import ScoreContext, get_scorer
-from ufo_rl.scoring import batches, encode_joint
+from ufo_rl.scoring import MIN_SHARED_PREFIX, batches, encode_joint, shared_prefix_length
 
 N_EMBEDDED = int(os.environ.get("UFO_BENCH_N", "256"))
 N_GSM8K = int(os.environ.get("UFO_BENCH_AUTHORS_GSM8K_N", "256"))
@@ -86,16 +88,18 @@ def matmul_rate(device="cpu", dtype=torch.float32, n: int | None = None, reps: i
     return {"n": n, "dtype": str(dtype).replace("torch.", ""), "best": max(rates), "median": statistics.median(rates)}
 
 
-def useful_flops(config, lengths, n_targets) -> int:
+def useful_flops(config, lengths, n_targets, shared: int = 0) -> int:
     """FLOPs that scoring prompts of ``lengths`` real tokens, ``n_targets`` of them scored, cannot
-    avoid, counted from a decoder's ``config`` (a Hugging Face Llama-like config).
+    avoid, counted from a decoder's ``config`` (a Hugging Face Llama-like config). The first
+    ``shared`` tokens, common to every prompt, need to be run once only.
 
     Per prompt of L tokens and T target tokens: every token goes through each layer's weight
     matrices (2 FLOPs per weight: q, k, v, o and the gated MLP), causal attention compares each
     position with itself and all before it and mixes their values (2 x 2 x heads x head_dim per
     pair and layer: L(L+1)/2 pairs), and the output layer runs only for the T positions whose
     log-probabilities are read (2 x hidden x vocab each). Not counted, since a scorer need not do
-    them: padding, output logits of unread positions, and the embedding lookup (no arithmetic).
+    them: padding, output logits of unread positions, the embedding lookup (no arithmetic), and the
+    shared prefix's tokens and attention pairs after their first prompt.
     The plain count ``2 x parameters x tokens`` is reported beside it.
     """
     d = config.hidden_size
@@ -105,8 +109,11 @@ def useful_flops(config, lengths, n_targets) -> int:
     per_layer = d * heads * head_dim + 2 * d * kv * head_dim + heads * head_dim * d + 3 * d * config.intermediate_size
     lengths = np.asarray(lengths, dtype=np.int64)
     n_targets = np.asarray(n_targets, dtype=np.int64)
-    dense = 2 * per_layer * config.num_hidden_layers * int(lengths.sum())
-    attention = 4 * heads * head_dim * config.num_hidden_layers * int((lengths * (lengths + 1) // 2).sum())
+    repeats = max(len(lengths) - 1, 0) if shared else 0  # prompts after the first skip the prefix
+    tokens = int(lengths.sum()) - repeats * shared
+    pairs = int((lengths * (lengths + 1) // 2).sum()) - repeats * (shared * (shared + 1) // 2)
+    dense = 2 * per_layer * config.num_hidden_layers * tokens
+    attention = 4 * heads * head_dim * config.num_hidden_layers * pairs
     head = 2 * d * config.vocab_size * int(n_targets.sum())
     return dense + attention + head
 
@@ -184,13 +191,18 @@ def test_ufo_against_the_authors(case, peak, bench_model):
     pairs = encode_joint(tok, texts, [p.answer for p in problems])
     lengths = [len(a) + len(b) for a, b in pairs]
     n_targets = [len(b) for _, b in pairs]
-    flops = useful_flops(model.config, lengths, n_targets)
+    shared = shared_prefix_length(pairs) if sel.share_prefix else 0
+    if shared < MIN_SHARED_PREFIX:
+        shared = 0
+    flops = useful_flops(model.config, lengths, n_targets, shared)
     n_params = sum(p.numel() for p in model.parameters())
-    padded = {"ours": sum(len(i) * max(lengths[j] for j in i) for i in batches(lengths, sel.batch_size, sel.bucket)),
+    rest = [n - shared for n in lengths]  # what each batch feeds after the shared prefix
+    padded = {"ours": shared + sum(len(i) * max(rest[j] for j in i) for i in batches(rest, sel.batch_size, sel.bucket)),
               "authors": len(problems) * max(lengths)}
     diff = float(np.abs(conf["ours"] - conf["authors"]).max())
     out = {"model": name, "dtype": info["dtype"], "device": info["device"], "n_params": n_params,
            "n_prompts": len(problems), "real_tokens": sum(lengths), "target_tokens": sum(n_targets),
+           "shared_prefix_tokens": shared,
            "useful_flops": flops, "plain_flops_2_params_tokens": 2 * n_params * sum(lengths),
            "max_abs_conf_diff": diff}
     for side, secs in seconds.items():

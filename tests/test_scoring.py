@@ -14,7 +14,7 @@ from ufo_rl.errors import UserError
 from ufo_rl.generation import Completion, GenerationStats
 from ufo_rl.models import build_prompt, load_model
 from ufo_rl.scorers import ScoreContext, get_scorer
-from ufo_rl.scoring import encode_pairs, mean_target_logprob
+from ufo_rl.scoring import MIN_SHARED_PREFIX, encode_pairs, mean_target_logprob, shared_prefix_length
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +42,42 @@ def slow_conf(model, prefix_ids, target_ids):
     return total / len(target_ids)
 
 
+@pytest.mark.parametrize("share_prefix", [False, True])
 @pytest.mark.parametrize("batch_size,bucket", [(1, False), (7, False), (16, True)])
-def test_ufo_score_matches_token_by_token_reference(loaded, pool, batch_size, bucket):
+def test_ufo_score_matches_token_by_token_reference(loaded, pool, batch_size, bucket, share_prefix):
     model, tok = loaded
     prefixes = [build_prompt(tok, p.question) + "<answer>" for p in pool[:12]]
     targets = [p.answer if i % 2 else p.solution for i, p in enumerate(pool[:12])]  # mixed lengths
     pairs = encode_pairs(tok, prefixes, targets)
-    res = mean_target_logprob(model, pairs, tok.pad_token_id, batch_size=batch_size, bucket=bucket)
+    res = mean_target_logprob(model, pairs, tok.pad_token_id, batch_size=batch_size, bucket=bucket,
+                              share_prefix=share_prefix)
     ref = [slow_conf(model, p, t) for p, t in pairs]
     np.testing.assert_allclose(res.logprob_mean, ref, atol=1e-5)
     assert list(res.n_target_tokens) == [len(t) for _, t in pairs]
-    assert res.forward_tokens == sum(len(p) + len(t) for p, t in pairs)
+    shared = shared_prefix_length(pairs)
+    assert shared >= MIN_SHARED_PREFIX  # the prompt template's head is common to all
+    assert res.shared_prefix_tokens == (shared if share_prefix else 0)
+    assert res.forward_tokens == sum(len(p) + len(t) for p, t in pairs) - (len(pairs) - 1) * res.shared_prefix_tokens
+
+
+def test_shared_prefix_stops_before_each_rows_last_context_token():
+    assert shared_prefix_length([([1, 2, 3, 4], [9]), ([1, 2, 3, 5, 6], [8])]) == 3
+    assert shared_prefix_length([([1, 2, 3], [9]), ([1, 2, 3, 7], [8])]) == 2  # the first keeps 3
+    assert shared_prefix_length([([1, 2], [9]), ([3, 2], [9])]) == 0
+    assert shared_prefix_length([([1, 2, 3], [9])]) == 0  # one prompt: nothing to share
+
+
+def test_a_shared_prefix_longer_than_a_batch_row_still_scores_every_row(loaded):
+    """Rows of very different lengths: the padding between the shared prefix and a short row's
+    rest is masked, and the short row's positions continue from the prefix."""
+    model, tok = loaded
+    head = tok("Q: Left to right: ", add_special_tokens=False)["input_ids"]
+    pairs = [(head + tok(q, add_special_tokens=False)["input_ids"], tok(a, add_special_tokens=False)["input_ids"])
+             for q, a in [("1+1\nA: <answer>", " 2"), ("3+4-2+9-1+8+1-1\nA: <answer>", " 21"),
+                          ("5\nA: <answer>", " 5 and then some more words")]]
+    res = mean_target_logprob(model, pairs, tok.pad_token_id, batch_size=3, share_prefix=True)
+    assert res.shared_prefix_tokens == len(head)
+    np.testing.assert_allclose(res.logprob_mean, [slow_conf(model, p, t) for p, t in pairs], atol=1e-5)
 
 
 def test_bucketing_wastes_less_padding(loaded, pool):

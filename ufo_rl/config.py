@@ -132,6 +132,9 @@ class SelectorConfig:
     batch_size: int = 64
     # ufo: sort prompts by length so a batch wastes little padding
     bucket: bool = True
+    # ufo: run the leading tokens that every prompt shares (chat template, system prompt) once
+    # and copy their KV cache to each batch (ufo_rl/scoring.py); the same scores, less work
+    share_prefix: bool = True
     # ufo: how the scored text is tokenised. joint (the authors'): the chat with the assistant turn
     # continued by answer_prefix + target is tokenised as one string and the last T tokens are
     # scored, T = the target's own token count; split: prompt + answer_prefix and the target are

@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 NON_RESULT_KEYS = frozenset({
     "run_dir", "results_dir", "cache_dir", "progress", "report", "stage", "experiment",
     "model.cache_dir", "model.threads", "model.vllm_gpu_memory_utilization",
-    "selector.batch_size", "selector.bucket", "eval.batch_size",
+    "selector.batch_size", "selector.bucket", "selector.share_prefix", "eval.batch_size",
     "trainer.save_steps", "trainer.logging_steps", "trainer.report_to",
 })
 SHORT = 8

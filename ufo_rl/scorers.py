@@ -81,7 +81,7 @@ class Scorer:
     # whether it samples completions (then a vLLM generator can stand in for the HF model)
     samples: bool = False
     # which config fields change the scores (the cache key); fields that only change speed
-    # (batch size, bucketing) are left out so a faster rerun still hits the cache
+    # (batch size, bucketing, prefix sharing) are left out so a faster rerun still hits the cache
     key_fields: tuple[str, ...] = ()
     # the rule and fraction of conf/selector/<name>.yaml: the label names any other
     rule: str = "top_mid"
@@ -300,7 +300,7 @@ def score_ufo(ctx: ScoreContext, problems: Sequence[Problem]) -> ScoreChunk:
     else:
         pairs = encode_pairs(ctx.tok, prefixes, targets)
     res = mean_target_logprob(ctx.model, pairs, ctx.tok.pad_token_id, ctx.cfg.batch_size,
-                              ctx.cfg.bucket, ctx.progress)
+                              ctx.cfg.bucket, ctx.progress, ctx.cfg.share_prefix)
     seconds = _sync_time(ctx) - t0
     cols = empty_columns(len(problems))
     cols.update(prompt=prefixes, target=targets, logprob_mean=res.logprob_mean.tolist(),
