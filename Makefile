@@ -6,7 +6,9 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 # extra pip arguments for the torch install, e.g. an index that serves CPU wheels
 TORCH_PIP_ARGS ?=
-SWEEP ?= -m selector=ufo,multisample,random,full
+# the main sweep, its jobs two at a time (one torch thread each): conf/hydra/launcher/parallel.yaml
+JOBS ?= 2
+SWEEP ?= -m selector=ufo,multisample,random,full hydra/launcher=parallel hydra.launcher.n_jobs=$(JOBS)
 
 .PHONY: install run test bench report clean-cache tiny-model vllm-cpu test-vllm
 

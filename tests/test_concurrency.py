@@ -4,8 +4,8 @@
   reader parses it in a loop; the old way (one fixed temporary name, then rename) is the control;
 - two identical jobs started at the same moment end in one folder with the serial run's scores;
 - two jobs that share one score-cache entry but not a folder (seeds 0 and 1) score it together;
-- a sweep under ``hydra/launcher=submitit_local`` (its jobs run side by side) selects what the
-  same sweep under the basic launcher selects.
+- a whole-job sweep under ``hydra/launcher=parallel`` (joblib, two workers) and under
+  ``submitit_local`` (every job at once) ends with the serial sweep's folders, scores and tables.
 """
 
 from __future__ import annotations
@@ -200,21 +200,55 @@ def test_two_jobs_scoring_one_cache_entry_at_once(tmp_path, micro_model):
     pd.testing.assert_frame_equal(_scores(f0)[cols], _scores(f2)[cols], check_exact=True)
 
 
+# what a sweep's tables may differ in between runs: wall-clock seconds and rates derived from them
+TIME_COLUMNS = ("seconds", "per_second", "speedup")
+
+
+def _tables(results: Path) -> dict[str, pd.DataFrame]:
+    """Every CSV table of a results folder, without its time columns, rows in a fixed order."""
+    out = {}
+    for path in sorted((results / "tables").glob("*.csv")):
+        df = pd.read_csv(path)
+        df = df[[c for c in df.columns if c != "run" and not any(t in c for t in TIME_COLUMNS)]]
+        out[path.name] = df.sort_values(list(df.columns)).reset_index(drop=True) if len(df.columns) else df
+    return out
+
+
+@pytest.fixture(scope="module")
+def serial_sweep(tmp_path_factory, micro_model):
+    """The whole-job sweep of :func:`test_a_parallel_sweep_ends_with_the_serial_sweeps_tables`,
+    run one job after another by Hydra's basic launcher."""
+    root = tmp_path_factory.mktemp("serial")
+    r = subprocess.run(_args(micro_model, root / "res", root / "cache", *WHOLE_SWEEP, multirun=True),
+                       cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return root
+
+
+# three selectors, each job whole (score, 2 GRPO steps, evaluation), the report at the end
+WHOLE_SWEEP = ("selector=ufo,multisample,random", "selector.k=2", "model.max_new_tokens=8", "stage=all",
+               "trainer.max_steps=2", "trainer.save_steps=2", "trainer.num_generations=2",
+               "trainer.per_device_prompts=2", "trainer.max_completion_length=8", "eval.k=1", "report=true")
+
+
 @pytest.mark.slow
-def test_parallel_submitit_sweep_selects_what_a_serial_sweep_selects(tmp_path, micro_model):
-    """submitit's local executor starts every job of the sweep at once (it has no parallelism
-    setting), so the three jobs below run side by side on one cache."""
-    sweep = ["selector=ufo,multisample,random", "selector.k=2", "model.max_new_tokens=8"]
-    par = subprocess.run(_args(micro_model, tmp_path / "par", tmp_path / "cache-par", *sweep,
-                               "hydra/launcher=submitit_local", multirun=True), cwd=PROJECT_ROOT, capture_output=True,
-                         text=True, timeout=600)
+@pytest.mark.parametrize("launcher", ["parallel", "submitit_local"])
+def test_a_parallel_sweep_ends_with_the_serial_sweeps_tables(tmp_path, micro_model, serial_sweep, launcher):
+    """``hydra/launcher=parallel`` (joblib, 2 workers: what ``make run`` uses) and
+    ``submitit_local`` (every job at once) run the same jobs side by side on one cache; their
+    folders, scores and every table equal the serial sweep's, up to wall-clock columns."""
+    extra = ["hydra.launcher.n_jobs=2"] if launcher == "parallel" else []
+    par = subprocess.run(_args(micro_model, tmp_path / "res", tmp_path / "cache", *WHOLE_SWEEP,
+                               f"hydra/launcher={launcher}", *extra, multirun=True),
+                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
     assert par.returncode == 0, par.stderr[-3000:]
-    ser = subprocess.run(_args(micro_model, tmp_path / "ser", tmp_path / "cache-ser", *sweep, multirun=True),
-                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600)
-    assert ser.returncode == 0, ser.stderr[-3000:]
-    a, b = _folders(tmp_path / "par"), _folders(tmp_path / "ser")
+    a, b = _folders(tmp_path / "res"), _folders(serial_sweep / "res")
     assert [f.name for f in a] == [f.name for f in b] and len(a) == 3
     for fa, fb in zip(a, b):
         assert json.loads((fa / "meta.json").read_text())["status"] == "done"
         pd.testing.assert_frame_equal(_scores(fa), _scores(fb), check_exact=True)
-    assert _cache_entries(tmp_path / "cache-par") == _cache_entries(tmp_path / "cache-ser")
+    assert _cache_entries(tmp_path / "cache") == _cache_entries(serial_sweep / "cache")
+    ours, theirs = _tables(tmp_path / "res"), _tables(serial_sweep / "res")
+    assert {"accuracy.csv", "differences.csv", "runs.csv"} <= set(ours) and set(ours) == set(theirs)
+    for name in ours:
+        pd.testing.assert_frame_equal(ours[name], theirs[name], check_exact=False, rtol=1e-9, obj=name)
