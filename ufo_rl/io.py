@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -129,3 +130,25 @@ def read_json(path: str | Path, default=None):
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return default
+
+
+@contextmanager
+def folder_lock(lock_path: Path, folder: Path):
+    """Hold an exclusive ``flock`` on ``lock_path`` (created and recorded in :data:`LEDGER` when
+    new) while one job works in ``folder``; a second job waits, saying so."""
+    import fcntl
+    import sys
+
+    created = not lock_path.exists()
+    with open(lock_path, "a") as fh:
+        if created:
+            LEDGER.files.append(lock_path)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[ufo-rl] another job is running in {folder}; waiting for it", file=sys.stderr)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -15,24 +15,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
 from ufo_rl import dist
 from ufo_rl.config import DatasetConfig, RunConfig
 from ufo_rl.errors import UserError
-from ufo_rl.io import LEDGER, ensure_dir, read_json, write_json, write_jsonl, write_parquet, write_text
-from ufo_rl.plan import cache_root, check_sizes, make_plan
+from ufo_rl.io import ensure_dir, folder_lock, read_json, write_json, write_jsonl, write_parquet, write_text
+from ufo_rl.plan import cache_root, cap_prompts, check_sizes, make_plan
 from ufo_rl.problems import Problem, fingerprint_problems
 from ufo_rl.progress import JobProgress, for_job, trainer_callback
-from ufo_rl.selection import RULE_PARAMS, select
+from ufo_rl.selection import apply_rule
 
 # what a finished folder's stage already covers
 COVERS = {"select": {"select"}, "train": {"select", "train", "all"}, "all": {"select", "train", "all"}}
@@ -103,8 +101,12 @@ class Job:
                 torch.cuda.empty_cache()
 
     # ---- scoring and selection ---------------------------------------------------------------
-    def select(self, pool: list[Problem]) -> tuple[pd.DataFrame, dict]:
+    def score(self, pool: list[Problem]) -> tuple[pd.DataFrame, list, dict]:
+        """Score the pool with the configured scorer, from the cache where it has the chunks.
+        Returns the scores, the sampled completions (a sampling scorer's) and the cost record of
+        the run that actually scored (:func:`ufo_rl.cost.scoring_record`)."""
         from ufo_rl.cache import cache_key, score_sharded
+        from ufo_rl.cost import scoring_record
         from ufo_rl.scorers import ScoreContext, get_scorer
 
         cfg = self.cfg
@@ -139,64 +141,21 @@ class Job:
         # the cost figures of the run that actually scored, kept and written by rank 0
         original = dist.broadcast(_first_cost(folder / "first_cost.json", cost, info)
                                   if dist.is_main_process() else None)
+        record = scoring_record(scorer, cfg, original, status, n_pool=len(pool), cache_key=key,
+                                model=model_path, model_fingerprint=model_fp, dataset_fingerprint=data_fp)
+        return df, samples, record
 
-        signal_name = cfg.selector.signal or scorer.signal
-        rule = scorer.resolve_rule(cfg.selector.rule)
-        if signal_name is None:
-            signal = np.zeros(len(pool))
-        elif signal_name not in df or df[signal_name].isna().all():
-            raise UserError(f"selector {scorer.name} produces no {signal_name!r} signal; "
-                            f"set selector.signal to one it has (confidence, logprob_mean, pass_rate)")
-        else:
-            signal = df[signal_name].to_numpy(dtype=float)
+    def select(self, pool: list[Problem]) -> tuple[pd.DataFrame, dict]:
+        """Score, apply the rule, and (rank 0) write the scores, the record and the subset."""
+        cfg = self.cfg
+        df, samples, scoring = self.score(pool)
         self.lines.stage("select")
-        keep, score = select(rule, signal, cfg.selector.fraction, seed=cfg.seed,
-                             **{k: getattr(cfg.selector, k) for k in RULE_PARAMS})
-        df["score"] = score if signal_name is not None or rule == "random" else np.nan
-        df["selected"] = keep
-        df["difficulty"] = pd.array([p.difficulty for p in pool], dtype="Int64")
-        df["selector"] = scorer.name
-
-        n_prompts = len(pool) if scorer.needs_model else 0
-        secs = original.get("scoring_seconds", 0.0)
-        toks = original.get("forward_tokens", 0) + original.get("generated_tokens", 0)
-        scoring = {
-            "method": scorer.name,
-            # how samples were drawn (hf generate or vllm); null for a scorer that samples nothing
-            "generation_backend": cfg.model.generation_backend if scorer.samples else None,
-            "scoring_seconds": secs,
-            "load_seconds": original.get("load_seconds", 0.0),
-            # CUDA only: the untimed warm-up batch before the timed scoring
-            "warmup_seconds": original.get("warmup_seconds"),
-            "n_prompts": n_prompts,
-            "forward_tokens": original.get("forward_tokens", 0),
-            "generated_tokens": original.get("generated_tokens", 0),
-            "tokens_per_second": toks / secs if secs > 0 else None,
-            "generated_tokens_per_second": (original.get("generated_tokens", 0) / secs
-                                            if secs > 0 else None),
-            "prompts_per_second": n_prompts / secs if secs > 0 else None,
-            "cached": status["cached"],
-            "resumed_chunks": status["resumed_chunks"],
-            "repaired_chunks": status["repaired_chunks"],
-            "cache_key": key,
-            "device": original.get("device"),
-            "device_name": original.get("device_name"),
-            "dtype": original.get("dtype"),
-            "torch_threads": original.get("torch_threads"),
-            "batch_size": cfg.selector.batch_size,
-            "model": model_path,
-            "model_fingerprint": model_fp,
-            "dataset": cfg.dataset.name,
-            "dataset_fingerprint": data_fp,
-            "rule": rule,
-            "signal": signal_name,
-            "fraction": 1.0 if rule == "all" else cfg.selector.fraction,
-            "n_selected": int(keep.sum()),
-            "selector_config": asdict(cfg.selector),
-            "pool_report": self.pool_report,
-        }
+        df, signal_name, rule = apply_rule(cfg.selector, df, pool, cfg.seed)
+        scoring.update(rule=rule, signal=signal_name, fraction=1.0 if rule == "all" else cfg.selector.fraction,
+                       n_selected=int(df["selected"].sum()), pool_report=self.pool_report)
+        secs = scoring["scoring_seconds"]
         self.timing["scoring_seconds"] = secs
-        self.timing["scoring_cached"] = status["cached"]
+        self.timing["scoring_cached"] = scoring["cached"]
         if not dist.is_main_process():  # under a launch every rank selects, rank 0 writes
             return df, scoring
         write_parquet(self.dir / "scores.parquet", df)
@@ -205,7 +164,7 @@ class Job:
             write_jsonl(self.dir / "samples.jsonl", samples)
         from ufo_rl.export import export_subset
 
-        export_subset([p for p, k in zip(pool, keep) if k], self.dir, cfg.model.system_prompt)
+        export_subset([p for p, k in zip(pool, df["selected"]) if k], self.dir, cfg.model.system_prompt)
         return df, scoring
 
     # ---- evaluation --------------------------------------------------------------------------
@@ -316,57 +275,22 @@ class Job:
 
     def _cap_prompts(self, pool: list[Problem]) -> list[Problem]:
         """Apply ``dataset.max_prompt_tokens`` with its policy (error or skip)."""
-        from ufo_rl.models import build_prompt
-
         ds = self.cfg.dataset
         self.pool_report.update(skipped_long_prompt=0, skipped_long_first=[], max_prompt_tokens=ds.max_prompt_tokens)
         if ds.max_prompt_tokens is None:
             return pool
-        tok = self._tok()
-        prompts = [build_prompt(tok, p.question, self.cfg.model.system_prompt) for p in pool]
-        lengths = [len(ids) for ids in tok(prompts, add_special_tokens=False)["input_ids"]]
-        long = [(p, n) for p, n in zip(pool, lengths) if n > ds.max_prompt_tokens]
-        if not long:
-            return pool
-        if ds.on_long_prompt != "skip":
-            p, n = long[0]
-            raise UserError(f"{ds.name}: problem {p.id!r} has a prompt of {n} tokens, over dataset.max_prompt_tokens="
-                            f"{ds.max_prompt_tokens} ({len(long)} prompts in all); raise the cap or set "
-                            "dataset.on_long_prompt=skip")
-        ids = {p.id for p, _ in long}
-        kept = [p for p in pool if p.id not in ids]
-        if not kept:
-            raise UserError(f"{ds.name}: every prompt is over dataset.max_prompt_tokens={ds.max_prompt_tokens}; "
-                            "raise the cap")
-        first = [p.id for p, _ in long[:5]]
-        self.pool_report.update(skipped_long_prompt=len(long), skipped_long_first=first)
-        print(f"{ds.name}: skipped {len(long)} prompts over {ds.max_prompt_tokens} tokens "
-              f"(first: {', '.join(first)})", file=sys.stderr)
+        kept, long = cap_prompts(pool, self._tok(), self.cfg.model.system_prompt, ds)
+        if long:
+            self.pool_report.update(skipped_long_prompt=len(long), skipped_long_first=long[:5])
         return kept
 
-    @contextmanager
     def _lock(self):
-        """One job at a time in a folder: a second identical job waits, then finds it done."""
-        if not dist.is_main_process():  # ranks of one launch share the folder by design
-            yield
-            return
-        import fcntl
-
+        """One job at a time in a folder: a second identical job waits, then finds it done. The
+        ranks of one launch share the folder by design, so only rank 0 takes the lock."""
+        if not dist.is_main_process():
+            return nullcontext()
         digest = hashlib.sha256(str(self.dir.absolute()).encode()).hexdigest()[:16]
-        path = ensure_dir(cache_root(self.cfg) / "locks") / f"{digest}.lock"
-        created = not path.exists()
-        with open(path, "a") as fh:
-            if created:
-                LEDGER.files.append(path)
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                print(f"[ufo-rl] another job is running in {self.dir}; waiting for it", file=sys.stderr)
-                fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return folder_lock(ensure_dir(cache_root(self.cfg) / "locks") / f"{digest}.lock", self.dir)
 
     def _claim_folder(self) -> dict | None:
         """Refuse a folder that holds another run or foreign files; return the finished run's

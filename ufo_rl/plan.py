@@ -164,3 +164,32 @@ def check_sizes(cfg: RunConfig, pool: list[Problem]) -> None:
 def cache_root(cfg: RunConfig) -> Path:
     """The score cache's folder: ``cache_dir``, else ``<results_dir>/cache``."""
     return Path(cfg.cache_dir or Path(cfg.results_dir) / "cache").expanduser()
+
+
+def cap_prompts(pool: list[Problem], tok, system_prompt: str, ds) -> tuple[list[Problem], list[str]]:
+    """The pool without the prompts over ``ds.max_prompt_tokens`` (counted with the chat template
+    and ``system_prompt``), and the ids of those dropped, when ``ds.on_long_prompt`` is ``skip``;
+    with ``error`` a long prompt is bad input."""
+    import sys
+
+    from ufo_rl.models import build_prompt
+
+    prompts = [build_prompt(tok, p.question, system_prompt) for p in pool]
+    lengths = [len(ids) for ids in tok(prompts, add_special_tokens=False)["input_ids"]]
+    long = [(p, n) for p, n in zip(pool, lengths) if n > ds.max_prompt_tokens]
+    if not long:
+        return pool, []
+    if ds.on_long_prompt != "skip":
+        p, n = long[0]
+        raise UserError(f"{ds.name}: problem {p.id!r} has a prompt of {n} tokens, over dataset.max_prompt_tokens="
+                        f"{ds.max_prompt_tokens} ({len(long)} prompts in all); raise the cap or set "
+                        "dataset.on_long_prompt=skip")
+    ids = {p.id for p, _ in long}
+    kept = [p for p in pool if p.id not in ids]
+    if not kept:
+        raise UserError(f"{ds.name}: every prompt is over dataset.max_prompt_tokens={ds.max_prompt_tokens}; "
+                        "raise the cap")
+    dropped = [p.id for p, _ in long]
+    print(f"{ds.name}: skipped {len(long)} prompts over {ds.max_prompt_tokens} tokens "
+          f"(first: {', '.join(dropped[:5])})", file=sys.stderr)
+    return kept, dropped

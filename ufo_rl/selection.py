@@ -193,3 +193,32 @@ def select(rule: str, s: np.ndarray, fraction: float, seed: int = 0, **params):
     if rule not in RULES:
         raise UserError(f"unknown selection rule {rule!r}; known: {', '.join(sorted(RULES))}")
     return RULES[rule](s, fraction, seed=seed, **params)
+
+
+def apply_rule(selector, df, pool, seed: int):
+    """The selector's rule applied to its signal column of ``df`` (the scores of ``pool``).
+
+    Returns ``(df, signal_name, rule)``; ``df`` gains the columns ``score`` (what the rule ranked,
+    NaN for a rule without one), ``selected``, ``difficulty`` and ``selector``. A scorer without
+    a signal (random, full) applies its own rule (:meth:`ufo_rl.scorers.Scorer.resolve_rule`).
+    """
+    import pandas as pd
+
+    from ufo_rl.scorers import get_scorer
+
+    scorer = get_scorer(selector.name)
+    signal_name = selector.signal or scorer.signal
+    rule = scorer.resolve_rule(selector.rule)
+    if signal_name is None:
+        signal = np.zeros(len(pool))
+    elif signal_name not in df or df[signal_name].isna().all():
+        raise UserError(f"selector {scorer.name} produces no {signal_name!r} signal; "
+                        f"set selector.signal to one it has (confidence, logprob_mean, pass_rate)")
+    else:
+        signal = df[signal_name].to_numpy(dtype=float)
+    keep, score = select(rule, signal, selector.fraction, seed=seed, **{k: getattr(selector, k) for k in RULE_PARAMS})
+    df["score"] = score if signal_name is not None or rule == "random" else np.nan
+    df["selected"] = keep
+    df["difficulty"] = pd.array([p.difficulty for p in pool], dtype="Int64")
+    df["selector"] = scorer.name
+    return df, signal_name, rule
