@@ -81,7 +81,8 @@ def test_two_processes_run_one_job_as_one_process_would(tmp_path):
           f"results_dir={two}", *JOB], tmp_path)
 
     (run_one,), (run_two,) = ((d / "runs" / "default").iterdir() for d in (one, two))
-    assert run_one.name == run_two.name  # the same identity
+    # the same job but for its world size, which changes each step's global batch: another folder
+    assert run_one.name.rsplit("-", 1)[0] == run_two.name.rsplit("-", 1)[0] and run_one.name != run_two.name
 
     # scoring: each rank scored one of the two chunks; the scores and the subset are one process's
     scored = {r: [e[1:] for e in _events(logs, r) if e[0] == "score"] for r in (0, 1)}

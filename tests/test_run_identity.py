@@ -247,3 +247,20 @@ def test_options_added_later_keep_the_identity_of_older_folders_at_their_default
     skill = replace(base, model=replace(base.model, tiny=TinyConfig(slip_levels=[2])))
     assert identity_fields(skill)["model.tiny.slip_levels"] == [2]
     assert run_identity(skill) != run_identity(base)
+
+
+def test_the_launchs_world_size_is_part_of_the_identity(monkeypatch):
+    """Under budget=steps each step's global batch grows with the processes (ufo_rl/budget.py):
+    the same config launched on 2 processes is another run; on 1 it keeps its old identity."""
+    from ufo_rl import dist
+    from ufo_rl.config import RunConfig
+    from ufo_rl.identity import identity_fields
+
+    base = RunConfig()
+    one = run_identity(base)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert run_identity(base) == one
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(dist, "world_size", lambda: 2)  # what accelerate says under the launch
+    assert identity_fields(base)["launch.world_size"] == 2
+    assert run_identity(base) != one

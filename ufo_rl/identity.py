@@ -33,7 +33,22 @@ SHORT = 8
 # options added after run folders were first written, with the value that keeps the older
 # behaviour: left out of the identity at that value, so a folder written before the option
 # existed keeps its name and is still reused
-ADDED_KEYS = {"model.tiny.slip_levels": None, "selector.bin_min_share": 0.05}
+ADDED_KEYS = {"model.tiny.slip_levels": None, "selector.bin_min_share": 0.05, "launch.world_size": 1}
+
+
+def launch_world_size() -> int:
+    """How many processes run the job (``accelerate launch``, torchrun): under ``budget=steps``
+    each step's global batch grows with them (ufo_rl/budget.py), so it changes the results.
+    accelerate is asked only under a launch (``WORLD_SIZE`` set above 1), so that naming a
+    single-process job starts nothing."""
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1") or "1") <= 1:
+            return 1
+    except ValueError:
+        return 1
+    from ufo_rl import dist
+
+    return dist.world_size()
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -48,8 +63,9 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def identity_fields(cfg) -> dict:
-    """The result-relevant keys of a RunConfig, flattened (``{"selector.fraction": 0.1, ...}``)."""
-    flat = _flat(asdict(cfg))
+    """The result-relevant keys of a RunConfig, flattened (``{"selector.fraction": 0.1, ...}``),
+    and the number of processes of the launch (``launch.world_size``, left out at 1)."""
+    flat = {**_flat(asdict(cfg)), "launch.world_size": launch_world_size()}
     return {k: v for k, v in flat.items()
             if k not in NON_RESULT_KEYS and not (k in ADDED_KEYS and v == ADDED_KEYS[k])}
 
