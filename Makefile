@@ -6,18 +6,29 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 # extra pip arguments for the torch install, e.g. an index that serves CPU wheels
 TORCH_PIP_ARGS ?=
+# the reference environment's exact versions (pip constraints; `make run LOCK=` installs unpinned)
+LOCK ?= requirements.lock
 # the main sweep, its jobs two at a time (one torch thread each): conf/hydra/launcher/parallel.yaml
 JOBS ?= 2
 SWEEP ?= -m selector=ufo,multisample,random,full hydra/launcher=parallel hydra.launcher.n_jobs=$(JOBS)
 
-.PHONY: install run test bench report clean-cache tiny-model vllm-cpu test-vllm
+.PHONY: install run test bench report clean-cache tiny-model vllm-cpu test-vllm lock
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH)"
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q $(if $(LOCK),-c $(LOCK)) -e '.[dev]'
 	touch $@
+
+# Re-resolve requirements.lock in a fresh venv (after a change of pyproject.toml's dependencies)
+lock:
+	rm -rf .venv-lock && python3 -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --upgrade pip
+	.venv-lock/bin/python -m pip install -q $(TORCH_PIP_ARGS) "$(TORCH)"
+	.venv-lock/bin/python -m pip install -q -e '.[dev]'
+	{ sed -n '/^#/p' requirements.lock; .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^torch=='; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .venv-lock
 
 install: $(VENV)/.installed
 
