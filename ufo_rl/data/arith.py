@@ -44,10 +44,10 @@ class Level:
 # (with multiplication) on 2-digit numbers. Measured: a tiny model warm-started on CPU for a few
 # hundred steps learns single-digit chains but barely 2-digit sums, so the easy levels stay on
 # single digits and the 2-digit ones make the hard end. The default warm start (450 steps, half
-# of its solutions with a slip, see ufo_rl/tiny_model.py) gives 0.48 / 0.23 / 0.22 / 0.02 / 0.01 / 0
-# greedy on the 500 held-out problems, and after 60 GRPO steps on the full pool 0.83-0.90 /
-# 0.42-0.44 / 0.29-0.33 / 0.02 / 0 / 0 over seeds 0-2 (seed 0: 0.88 / 0.43 / 0.33 / 0.02 / 0 / 0;
-# results/reference/embedded/runs/default/full-all-seed*/eval.json). Every level holds tens of
+# of its solutions with a slip, see ufo_rl/tiny_model.py; the shipped build) gives 0.46 / 0.08 /
+# 0.17 / 0.04 / 0 / 0 greedy on the 500 held-out problems, and after 60 GRPO steps on the full
+# pool 0.81-0.88 / 0.08-0.13 / 0.24-0.29 / 0.04-0.06 / 0-0.01 / 0 over seeds 0-2
+# (results/reference/embedded/runs/default/full-all-seed*/eval.json). Every level holds tens of
 # thousands of distinct questions.
 LEVELS: dict[int, Level] = {
     1: Level(n_ops=3, ops="+-", digits=1),
