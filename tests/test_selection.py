@@ -113,17 +113,20 @@ def test_apply_rule_reads_the_scorers_signal_and_marks_the_subset():
 
     from ufo_rl.config import SelectorConfig
     from ufo_rl.problems import Problem
+    from ufo_rl.scorers import get_scorer
 
     pool = [Problem(f"p{i}", f"q{i}", str(i), "", difficulty=1 + i % 3) for i in range(20)]
     conf = np.linspace(0.01, 0.99, 20)
-    df, signal, rule = apply_rule(SelectorConfig(name="ufo", fraction=0.2), pd.DataFrame({"confidence": conf}), pool, 0)
+    ufo, rnd = get_scorer("ufo"), get_scorer("random")
+    scores = pd.DataFrame({"confidence": conf})
+    df, signal, rule = apply_rule(ufo, SelectorConfig(name="ufo", fraction=0.2), scores, pool, 0)
     assert (signal, rule) == ("confidence", "top_mid")
     expected, _ = select("top_mid", conf, 0.2, seed=0)
     assert df["selected"].tolist() == expected.tolist() and int(df["selected"].sum()) == 4
     assert df["difficulty"].tolist() == [p.difficulty for p in pool] and set(df["selector"]) == {"ufo"}
     # a scorer without a signal applies its own rule, whatever the config's
     random_half = SelectorConfig(name="random", rule="top_mid", fraction=0.5)
-    df, signal, rule = apply_rule(random_half, pd.DataFrame(index=range(20)), pool, 3)
+    df, signal, rule = apply_rule(rnd, random_half, pd.DataFrame(index=range(20)), pool, 3)
     assert (signal, rule) == (None, "random") and int(df["selected"].sum()) == 10
     with pytest.raises(UserError, match="produces no 'pass_rate' signal"):
-        apply_rule(SelectorConfig(name="ufo", signal="pass_rate"), pd.DataFrame({"confidence": conf}), pool, 0)
+        apply_rule(ufo, SelectorConfig(name="ufo", signal="pass_rate"), pd.DataFrame({"confidence": conf}), pool, 0)

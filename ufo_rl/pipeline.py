@@ -150,7 +150,9 @@ class Job:
         cfg = self.cfg
         df, samples, scoring = self.score(pool)
         self.lines.stage("select")
-        df, signal_name, rule = apply_rule(cfg.selector, df, pool, cfg.seed)
+        from ufo_rl.scorers import get_scorer
+
+        df, signal_name, rule = apply_rule(get_scorer(cfg.selector.name), cfg.selector, df, pool, cfg.seed)
         scoring.update(rule=rule, signal=signal_name, fraction=1.0 if rule == "all" else cfg.selector.fraction,
                        n_selected=int(df["selected"].sum()), pool_report=self.pool_report)
         secs = scoring["scoring_seconds"]

@@ -195,8 +195,9 @@ def select(rule: str, s: np.ndarray, fraction: float, seed: int = 0, **params):
     return RULES[rule](s, fraction, seed=seed, **params)
 
 
-def apply_rule(selector, df, pool, seed: int):
-    """The selector's rule applied to its signal column of ``df`` (the scores of ``pool``).
+def apply_rule(scorer, selector, df, pool, seed: int):
+    """The rule of ``selector`` (its config) applied to the signal column of ``df`` (the scores of
+    ``pool`` by ``scorer``, a :class:`ufo_rl.scorers.Scorer`).
 
     Returns ``(df, signal_name, rule)``; ``df`` gains the columns ``score`` (what the rule ranked,
     NaN for a rule without one), ``selected``, ``difficulty`` and ``selector``. A scorer without
@@ -204,9 +205,6 @@ def apply_rule(selector, df, pool, seed: int):
     """
     import pandas as pd
 
-    from ufo_rl.scorers import get_scorer
-
-    scorer = get_scorer(selector.name)
     signal_name = selector.signal or scorer.signal
     rule = scorer.resolve_rule(selector.rule)
     if signal_name is None:
