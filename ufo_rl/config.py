@@ -10,10 +10,13 @@ read-only and Hydra can no longer compose YAML onto it. Each option is documente
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING, OmegaConf
+
+from ufo_rl.identity import job_name, note_existing
 
 # trainer.budget values: equal optimizer steps per selector, or equal passes over each subset
 BUDGETS = ("steps", "epochs")
@@ -292,8 +295,36 @@ def to_run_config(cfg) -> RunConfig:
                         "(python bench/run.py --cfg job prints the config)") from e
 
 
-# Hydra names run folders through these resolvers (conf/config.yaml); registered on import so
-# that a launcher's worker process, which imports this module to run a job, has them too.
-from ufo_rl.identity import register_resolvers  # noqa: E402
+# ---- Hydra resolvers ---------------------------------------------------------------------------
+# Hydra names run folders through these (conf/config.yaml): ``<selector>-<rule>-seed<seed>-<identity>``
+# of the job's own config (ufo_rl/identity.py). Registered on import, so that a launcher's worker
+# process, which imports this module to run a job, has them too.
+
+def _name_from_root(root) -> str:
+    plain = OmegaConf.to_container(root, resolve=False)
+    plain.pop("hydra", None)
+    plain["run_dir"] = "."
+    try:
+        return job_name(to_run_config(OmegaConf.create(plain)))
+    except Exception:  # the job reports what is wrong with the config in one line
+        return "invalid-config"
+
+
+def _run_dir(base: str, *, _root_) -> str:
+    path = os.path.join(base, _name_from_root(_root_))
+    note_existing(path)
+    return path
+
+
+def _subdir(base: str, *, _root_) -> str:
+    name = _name_from_root(_root_)
+    note_existing(os.path.join(base, name))
+    return name
+
+
+def register_resolvers() -> None:
+    OmegaConf.register_new_resolver("ufo_rl.run_dir", _run_dir, replace=True)
+    OmegaConf.register_new_resolver("ufo_rl.subdir", _subdir, replace=True)
+
 
 register_resolvers()

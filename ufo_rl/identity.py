@@ -8,7 +8,7 @@ experiment tag) are left out, so moving from ``stage=select`` to the whole job, 
 with a bigger batch, finds the same folder.
 
 The run folder is ``<selector>-<rule>-seed<seed>-<identity[:8]>``. Hydra names it through the
-resolvers registered here, which also note whether the folder existed before Hydra created it:
+resolvers of ufo_rl/config.py, which also note here whether the folder existed before Hydra created it:
 a job that fails on bad input removes its folder only if the folder is its own
 (:func:`remove_new_folders`).
 """
@@ -19,8 +19,6 @@ import hashlib
 import json
 import os
 from dataclasses import asdict
-
-from omegaconf import OmegaConf
 
 # dotted keys of RunConfig that cannot change a run's results
 NON_RESULT_KEYS = frozenset({
@@ -93,8 +91,6 @@ def job_name(cfg) -> str:
     return f"{cfg.selector.name}-{rule}-seed{cfg.seed}-{run_identity(cfg)[:SHORT]}"
 
 
-# ---- Hydra resolvers ---------------------------------------------------------------------------
-
 # absolute run folder -> the folders of its path that did not exist when Hydra named it
 _NEW: dict[str, list[str]] = {}
 
@@ -124,32 +120,3 @@ def remove_new_folders(path) -> None:
             os.rmdir(p)
         except OSError:
             return
-
-
-def _name_from_root(root) -> str:
-    from ufo_rl.config import to_run_config
-
-    plain = OmegaConf.to_container(root, resolve=False)
-    plain.pop("hydra", None)
-    plain["run_dir"] = "."
-    try:
-        return job_name(to_run_config(OmegaConf.create(plain)))
-    except Exception:  # the job reports what is wrong with the config in one line
-        return "invalid-config"
-
-
-def _run_dir(base: str, *, _root_) -> str:
-    path = os.path.join(base, _name_from_root(_root_))
-    note_existing(path)
-    return path
-
-
-def _subdir(base: str, *, _root_) -> str:
-    name = _name_from_root(_root_)
-    note_existing(os.path.join(base, name))
-    return name
-
-
-def register_resolvers() -> None:
-    OmegaConf.register_new_resolver("ufo_rl.run_dir", _run_dir, replace=True)
-    OmegaConf.register_new_resolver("ufo_rl.subdir", _subdir, replace=True)
