@@ -1,4 +1,4 @@
-"""Multi-sample pass rate: the expensive signal UFO-RL replaces (PAPER.md, "The baseline").
+"""Multi-sample pass rate: the expensive signal UFO-RL replaces (arXiv 2505.12457, Figure 1).
 
 K completions per prompt at temperature 1.0, each verified by :mod:`ufo_rl.answers`;
 ``pass_rate = correct / K``. Generation goes through the same generator interface, dtype and

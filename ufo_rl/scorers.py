@@ -278,7 +278,7 @@ def tokenization_for_key(selector_cfg: SelectorConfig, model_cfg: ModelConfig) -
 @register_scorer("ufo", signal="confidence", key_fields=("target", "tokenization"),
                  knobs={"target": Knob("answer", choices=("answer", "solution", "greedy"))})
 def score_ufo(ctx: ScoreContext, problems: Sequence[Problem]) -> ScoreChunk:
-    """One teacher-forced forward pass per prompt (PAPER.md Sec. 4): Conf and s = exp(Conf).
+    """One teacher-forced forward pass per prompt (arXiv 2505.12457, Sec. 4): Conf and s = exp(Conf).
 
     With ``joint`` tokenization the scored string is the chat whose assistant turn is continued
     by the target (answer_prefix + gold for ``target=answer``), tokenised at once; the ``prompt``

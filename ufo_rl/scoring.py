@@ -1,6 +1,6 @@
 """UFO-RL single-pass scoring: one teacher-forced forward pass per prompt.
 
-For prompt ``x`` and target ``y = (y_1..y_T)`` (PAPER.md, "The score", Sec. 4)::
+For prompt ``x`` and target ``y = (y_1..y_T)`` (arXiv 2505.12457, Sec. 4)::
 
     Conf(x) = (1/T) * sum_t log P(y_t | x, y_<t)      # mean token log-prob
     s       = exp(Conf(x))                            # geometric-mean token prob, in (0, 1]

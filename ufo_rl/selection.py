@@ -63,7 +63,7 @@ def _check(s: np.ndarray) -> np.ndarray:
 
 @register("top_mid")
 def select_top_mid(s: np.ndarray, fraction: float, seed: int = 0, **_) -> tuple[np.ndarray, np.ndarray]:
-    """UFO-RL "Top-Mid" (PAPER.md, The selection): ``mu = mean(s)``, ``Score = 1 - (s - mu)^2``,
+    """UFO-RL "Top-Mid" (arXiv 2505.12457, Sec. 4): ``mu = mean(s)``, ``Score = 1 - (s - mu)^2``,
     keep the top ``fraction`` by Score, i.e. the prompts whose signal is closest to the pool mean."""
     s = _check(s)
     score = 1.0 - (s - s.mean()) ** 2
