@@ -26,31 +26,36 @@ With any extraction but ``field`` the whole answer text doubles as the worked so
 cannot be read stops the load, or with ``on_bad_answer=skip`` is dropped and counted
 (:func:`load_problems_with_report`). Every problem a user can fix (missing file, malformed line,
 missing column, unknown kind...) is a one-line ``UserError``; :func:`check_dataset_config` finds
-the config's mistakes without loading the whole file.
+the config's mistakes without loading the whole file. The rows come from ``ufo_rl/data/sources.py``,
+and cell values, answer extraction and template fields are read by ``ufo_rl/data/values.py``.
 """
 
 from __future__ import annotations
 
-import codecs
-import json
-import math
-import numbers
-import re
-import string
 import sys
-from collections.abc import Callable, Iterator
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
-from typing import Any
 
-from ufo_rl.answers import NUMBER, last_boxed
 from ufo_rl.config import DatasetConfig
 from ufo_rl.data import arith
+from ufo_rl.data.sources import (
+    KINDS,
+    SOURCES,
+    jsonl_lines,
+    local_path,
+    parquet_file,
+    parse_jsonl_line,
+    source_name,
+)
+from ufo_rl.data.values import (
+    EXTRACTIONS,
+    as_text,
+    is_number,
+    not_a_value,
+    number_text,
+    parse_difficulty,
+    template_fields,
+)
 from ufo_rl.errors import UserError
 from ufo_rl.problems import Problem, validate_problems
-
-# A row of a source with a human-readable location ("train.jsonl line 7") for error messages.
-Row = tuple[str, dict[str, Any]]
 
 ON_BAD_ANSWER = ("error", "skip")
 EMBEDDED_SPLITS = ("pool", "test")
@@ -78,152 +83,7 @@ def _missing(cfg: DatasetConfig, where: str, row: dict, field: str, key: str) ->
     )
 
 
-# --------------------------------------------------------------------------- cell values
-
-
-def _not_a_value(value: Any) -> str | None:
-    """Why ``value`` cannot be a question or a gold answer ("is null", "is NaN"...), or None.
-
-    Text and finite numbers are values; null, NaN, +-Infinity, booleans (Python's and numpy's)
-    and everything else (lists, dicts, bytes...) are not.
-    """
-    if value is None:
-        return "is null"
-    if isinstance(value, bool) or type(value).__name__ in ("bool_", "bool"):  # numpy's too
-        return f"is a boolean ({json.dumps(bool(value))}), not text or a number"
-    if isinstance(value, str):
-        return None
-    if _is_number(value):
-        try:
-            f = float(value)
-        except (ValueError, OverflowError):  # Decimal('sNaN'), a huge Decimal
-            return f"is {value}, not a finite number"
-        if math.isnan(f):
-            return "is NaN"
-        if math.isinf(f):
-            return "is Infinity" if f > 0 else "is -Infinity"
-        return None
-    return f"holds a {type(value).__name__}, not text or a number"
-
-
-def _is_number(value: Any) -> bool:
-    """A number (int, float, Decimal, numpy's), booleans excluded."""
-    return isinstance(value, (numbers.Real, Decimal)) and not isinstance(value, bool)
-
-
-def _number_text(value: Any) -> str:
-    """A finite number as text: integers as such (43.0 -> "43"), others as written (2.5 -> "2.5")."""
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    try:
-        d = value if isinstance(value, Decimal) else Decimal(str(value))
-    except InvalidOperation:
-        d = Decimal(repr(float(value)))
-    if d == d.to_integral_value():
-        return str(int(d))
-    return format(d.normalize(), "f")  # 1e-07 -> "0.0000001"
-
-
-def _as_text(value: Any) -> str:
-    """A valid cell as text: numbers by :func:`_number_text`, text stripped."""
-    return _number_text(value) if _is_number(value) else str(value).strip()
-
-
-# --------------------------------------------------------------------------- gold answers
-
-
-def _extract_field(value: Any) -> str | None:
-    return _as_text(value)
-
-
-def _extract_gsm8k(value: Any) -> str | None:
-    text = str(value)
-    if "####" not in text:
-        return None
-    return text.rsplit("####", 1)[1].strip().replace(",", "")
-
-
-def _extract_boxed(value: Any) -> str | None:
-    boxed = last_boxed(str(value))
-    return None if boxed is None else boxed.strip()
-
-
-def _extract_number(value: Any) -> str | None:
-    if _is_number(value):
-        return _number_text(value)
-    nums = NUMBER.findall(str(value))
-    return nums[-1].replace(",", "") if nums else None
-
-
-EXTRACTIONS: dict[str, tuple[Callable[[Any], str | None], str]] = {
-    "field": (_extract_field, "value"),
-    "gsm8k": (_extract_gsm8k, "'#### <answer>' line"),
-    "boxed": (_extract_boxed, "\\boxed{...}"),
-    "number": (_extract_number, "number"),
-}
-
-
-def _difficulty(value: Any) -> int | None:
-    """An integer level when one can be read: 3, 3.0, "3", "Level 3" -> 3; else None."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    m = re.search(r"-?\d+", str(value))
-    return int(m.group()) if m else None
-
-
 # --------------------------------------------------------------------------- question template
-
-
-def template_fields(cfg: DatasetConfig) -> list[str]:
-    """The field names ``cfg.question_template`` uses, in order ([] when no template is set).
-
-    Only plain ``{name}`` fields are allowed: a positional field (``{}``, ``{0}``), attribute or
-    index access (``{a.b}``, ``{a[0]}``), a conversion (``{a!r}``) or a format spec (``{a:>5}``)
-    is a one-line ``UserError``, and so is a template that names no field at all.
-    """
-    template = cfg.question_template
-    if template is None:
-        return []
-    bad = f"{cfg.name}: dataset.question_template={template!r}"
-    try:
-        parts = list(string.Formatter().parse(template))
-    except ValueError as e:
-        raise UserError(
-            f"{bad} is not a valid template ({e}); write fields as {{name}} and literal braces "
-            "as {{ and }}"
-        ) from e
-    fields: list[str] = []
-    for _, name, spec, conversion in parts:
-        if name is None:
-            continue
-        shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-        if name == "" or name.isdigit():
-            raise UserError(
-                f"{bad} uses the positional field {shown}; name a row field instead, "
-                "e.g. {question}"
-            )
-        if "." in name or "[" in name:
-            raise UserError(
-                f"{bad} uses attribute or index access in {shown}; only plain {{name}} fields "
-                "are allowed"
-            )
-        if conversion or spec:
-            raise UserError(
-                f"{bad} uses a conversion or format spec in {shown}; only plain {{name}} fields "
-                "are allowed"
-            )
-        if name not in fields:
-            fields.append(name)
-    if not fields:
-        raise UserError(
-            f"{bad} names no field, so every question would be the same; use e.g. "
-            "'{body} {question}' or set it to null"
-        )
-    return fields
 
 
 def _question(cfg: DatasetConfig, where: str, row: dict) -> str:
@@ -232,13 +92,13 @@ def _question(cfg: DatasetConfig, where: str, row: dict) -> str:
         field = cfg.question_field
         if field not in row:
             raise _missing(cfg, where, row, field, "question_field")
-        why = _not_a_value(row[field])
+        why = not_a_value(row[field])
         if why:
             raise UserError(
                 f"{cfg.name}: {where}: field {field!r} {why}; a question must be text (fix the "
                 "row or set dataset.question_field to another column)"
             )
-        question = _number_text(row[field]) if _is_number(row[field]) else str(row[field])
+        question = number_text(row[field]) if is_number(row[field]) else str(row[field])
     else:
         values = {}
         for field in template_fields(cfg):
@@ -248,188 +108,19 @@ def _question(cfg: DatasetConfig, where: str, row: dict) -> str:
                     f"{cfg.name}: {where}: missing field {field!r} named in "
                     f"dataset.question_template (fields present: {fields})"
                 )
-            why = _not_a_value(row[field])
+            why = not_a_value(row[field])
             if why:
                 raise UserError(
                     f"{cfg.name}: {where}: field {field!r} named in dataset.question_template "
                     f"{why}; fix the row or change the template"
                 )
             value = row[field]
-            values[field] = _number_text(value) if _is_number(value) else str(value)
+            values[field] = number_text(value) if is_number(value) else str(value)
         question = cfg.question_template.format_map(values)
     if not question.strip():
         source = "dataset.question_template" if cfg.question_template else repr(cfg.question_field)
         raise UserError(f"{cfg.name}: {where}: the question ({source}) is empty; fix the row")
     return question
-
-
-# --------------------------------------------------------------------------- row sources
-
-
-def _source_name(cfg: DatasetConfig) -> str:
-    if cfg.kind == "hub":
-        return f"hub dataset {cfg.path!r} (config {cfg.hub_config}, split {cfg.split!r})"
-    return str(Path(cfg.path).expanduser()) if cfg.path else "dataset.path"
-
-
-def _local_path(cfg: DatasetConfig) -> Path:
-    if not cfg.path:
-        raise UserError(
-            f"{cfg.name}: dataset.path is not set (kind={cfg.kind} needs a local .{cfg.kind} file)"
-        )
-    path = Path(cfg.path).expanduser()
-    if path.is_dir():
-        inside = sorted(p.name for p in path.glob(f"*.{cfg.kind}") if p.is_file())[:3]
-        holds = f" (it holds {', '.join(inside)})" if inside else ""
-        raise UserError(
-            f"{cfg.name}: {path} is a folder, not a file{holds}; set dataset.path to a "
-            f".{cfg.kind} file"
-        )
-    if not path.is_file():
-        raise UserError(
-            f"{cfg.name}: file not found: {cfg.path} (resolved to {path.resolve()}); "
-            f"set dataset.path to an existing .{cfg.kind} file"
-        )
-    return path
-
-
-def _sniff(head: bytes) -> str | None:
-    """What a file's first bytes say it is: parquet, gzip, utf-16, binary, json; None: unknown."""
-    if head.startswith(b"PAR1"):
-        return "parquet"
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    if b"\x00" in head[:64]:
-        return "binary"
-    text = head.lstrip(codecs.BOM_UTF8).lstrip()
-    if text[:1] in (b"{", b"["):
-        return "json"
-    return None
-
-
-def _check_jsonl_head(cfg: DatasetConfig, path: Path, head: bytes) -> None:
-    kind = _sniff(head)
-    if kind == "parquet":
-        raise UserError(
-            f"{cfg.name}: {path} does not look like JSONL (it is a binary parquet file); "
-            "set dataset.kind=parquet"
-        )
-    if kind == "gzip":
-        raise UserError(
-            f"{cfg.name}: {path} does not look like JSONL (it is gzip-compressed); "
-            "decompress it (gunzip) and point dataset.path at the .jsonl file"
-        )
-    if kind == "utf-16":
-        raise UserError(
-            f"{cfg.name}: {path} is UTF-16 text, not UTF-8; convert the file to UTF-8 "
-            "(e.g. iconv -f utf-16 -t utf-8)"
-        )
-    if kind == "binary":
-        raise UserError(
-            f"{cfg.name}: {path} does not look like JSONL (binary content); give a text file with "
-            "one JSON object per line (a parquet file needs dataset.kind=parquet)"
-        )
-
-
-def _jsonl_lines(cfg: DatasetConfig, path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of the non-blank lines; a one-line UserError on non-UTF-8 bytes."""
-    with path.open("rb") as f:
-        _check_jsonl_head(cfg, path, f.read(512))
-        f.seek(0)
-        offset = 0
-        for lineno, raw in enumerate(f, 1):
-            start, offset = offset, offset + len(raw)
-            if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw, start = raw[len(codecs.BOM_UTF8) :], start + len(codecs.BOM_UTF8)
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise UserError(
-                    f"{cfg.name}: {path} line {lineno} (byte offset {start + e.start}): not valid "
-                    f"UTF-8 (byte 0x{raw[e.start]:02x}); convert the file to UTF-8 "
-                    "(e.g. iconv -f <its encoding> -t utf-8)"
-                ) from None
-            if line.strip():
-                yield lineno, line
-
-
-def _parse_jsonl_line(cfg: DatasetConfig, path: Path, lineno: int, line: str) -> Row:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{cfg.name}: {path} line {lineno}: malformed JSON ({e.msg})") from e
-    if not isinstance(row, dict):
-        raise UserError(
-            f"{cfg.name}: {path} line {lineno}: expected a JSON object, got {type(row).__name__}"
-        )
-    return f"{path} line {lineno}", row
-
-
-def _jsonl_rows(cfg: DatasetConfig) -> Iterator[Row]:
-    path = _local_path(cfg)
-    for lineno, line in _jsonl_lines(cfg, path):
-        yield _parse_jsonl_line(cfg, path, lineno, line)
-
-
-def _parquet_file(cfg: DatasetConfig, path: Path):
-    """A ``pyarrow.parquet.ParquetFile``; a one-line UserError when the file is not parquet."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    with path.open("rb") as f:
-        head = f.read(512)
-    if _sniff(head) == "json":
-        raise UserError(
-            f"{cfg.name}: {path} is not a parquet file (it looks like JSONL text); "
-            "set dataset.kind=jsonl"
-        )
-    try:
-        return pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as e:
-        reason = (str(e).strip().splitlines() or [""])[0][:200]
-        raise UserError(f"{cfg.name}: {path}: not a readable parquet file ({reason})") from e
-
-
-def _parquet_rows(cfg: DatasetConfig) -> Iterator[Row]:
-    import pyarrow as pa
-
-    path = _local_path(cfg)
-    pf = _parquet_file(cfg, path)
-    try:
-        rows = pf.read().to_pylist()
-    except (pa.ArrowException, OSError) as e:
-        reason = (str(e).strip().splitlines() or [""])[0][:200]
-        raise UserError(f"{cfg.name}: {path}: not a readable parquet file ({reason})") from e
-    for i, row in enumerate(rows):
-        yield f"{path} row {i}", row
-
-
-def _hub_rows(cfg: DatasetConfig) -> Iterator[Row]:
-    if not cfg.path:
-        raise UserError(f"{cfg.name}: dataset.path is not set (kind=hub needs a hub dataset name)")
-    import datasets
-
-    try:
-        ds = datasets.load_dataset(cfg.path, cfg.hub_config, split=cfg.split)
-    except Exception as e:  # offline, unknown name, unknown split: all fixable by the user
-        reason = (str(e).strip().splitlines() or [""])[0][:200]
-        raise UserError(
-            f"{cfg.name}: cannot load hub dataset {cfg.path!r} (config {cfg.hub_config}, "
-            f"split {cfg.split!r}): {type(e).__name__}: {reason}; without hub access set "
-            "dataset.kind=jsonl (or parquet) and dataset.path to a local file"
-        ) from e
-    for i, row in enumerate(ds):
-        yield f"{cfg.path}[{cfg.split}] row {i}", dict(row)
-
-
-SOURCES: dict[str, Callable[[DatasetConfig], Iterator[Row]]] = {
-    "jsonl": _jsonl_rows,
-    "parquet": _parquet_rows,
-    "hub": _hub_rows,
-}
-KINDS = ("embedded", *SOURCES)
 
 
 # --------------------------------------------------------------------------- mapping
@@ -443,7 +134,7 @@ def _gold(cfg: DatasetConfig, where: str, row: dict) -> tuple[str, str | None]:
     value = row[field]
     extract, expected = EXTRACTIONS[cfg.answer_extraction]
     skip = "or set dataset.on_bad_answer=skip to drop such rows"
-    why = _not_a_value(value)
+    why = not_a_value(value)
     if why:
         reason = f"field {field!r} {why}"
         raise BadAnswerError(
@@ -452,8 +143,8 @@ def _gold(cfg: DatasetConfig, where: str, row: dict) -> tuple[str, str | None]:
             where,
             reason,
         )
-    if _is_number(value):  # a number is the answer whatever the extraction
-        return _number_text(value), None
+    if is_number(value):  # a number is the answer whatever the extraction
+        return number_text(value), None
     answer = extract(value)
     if answer is None:
         reason = f"field {field!r} has no {expected}"
@@ -490,7 +181,7 @@ def row_to_problem(cfg: DatasetConfig, where: str, index: int, row: dict) -> Pro
         if field not in row:
             raise _missing(cfg, where, row, field, "solution_field")
         value = row[field]
-        why = _not_a_value(value)
+        why = not_a_value(value)
         if value is None or why == "is NaN":  # a missing solution (pandas writes NaN)
             solution = None
         elif why:
@@ -505,13 +196,13 @@ def row_to_problem(cfg: DatasetConfig, where: str, index: int, row: dict) -> Pro
         field = cfg.id_field
         if field not in row:
             raise _missing(cfg, where, row, field, "id_field")
-        why = _not_a_value(row[field])
+        why = not_a_value(row[field])
         if why:
             raise UserError(
                 f"{cfg.name}: {where}: field {field!r} {why}; an id must be text or a number "
                 "(fix the row, or set dataset.id_field to another column or null)"
             )
-        pid = _as_text(row[field])
+        pid = as_text(row[field])
     else:
         pid = f"{cfg.name}-{index}"
 
@@ -519,7 +210,7 @@ def row_to_problem(cfg: DatasetConfig, where: str, index: int, row: dict) -> Pro
     if cfg.difficulty_field:
         if cfg.difficulty_field not in row:
             raise _missing(cfg, where, row, cfg.difficulty_field, "difficulty_field")
-        difficulty = _difficulty(row[cfg.difficulty_field])
+        difficulty = parse_difficulty(row[cfg.difficulty_field])
 
     return Problem(
         id=pid,
@@ -587,7 +278,7 @@ def _no_rows(cfg: DatasetConfig) -> UserError:
         "parquet": "give a parquet file with at least one row",
         "hub": "check dataset.split and dataset.hub_config",
     }[cfg.kind]
-    return UserError(f"{cfg.name}: {_source_name(cfg)} holds no rows; {hint}")
+    return UserError(f"{cfg.name}: {source_name(cfg)} holds no rows; {hint}")
 
 
 def check_dataset_config(cfg: DatasetConfig) -> None:
@@ -621,15 +312,15 @@ def check_dataset_config(cfg: DatasetConfig) -> None:
                 f"{cfg.name}: dataset.path is not set (kind=hub needs a hub dataset name)"
             )
         return
-    path = _local_path(cfg)
+    path = local_path(cfg)
     if cfg.kind == "jsonl":
-        first = next(_jsonl_lines(cfg, path), None)
+        first = next(jsonl_lines(cfg, path), None)
         if first is None:
             raise _no_rows(cfg)
-        where, row = _parse_jsonl_line(cfg, path, *first)
+        where, row = parse_jsonl_line(cfg, path, *first)
         _check_fields(cfg, where, row)
     else:
-        pf = _parquet_file(cfg, path)
+        pf = parquet_file(cfg, path)
         if pf.metadata.num_rows == 0:
             raise _no_rows(cfg)
         _check_fields(cfg, f"{path} schema", dict.fromkeys(pf.schema_arrow.names))
@@ -692,7 +383,7 @@ def load_problems_with_report(cfg: DatasetConfig) -> tuple[list[Problem], dict]:
         raise _no_rows(cfg)
     if not problems:
         raise UserError(
-            f"{cfg.name}: no rows left: all {skipped} rows of {_source_name(cfg)} were skipped "
+            f"{cfg.name}: no rows left: all {skipped} rows of {source_name(cfg)} were skipped "
             f"by dataset.on_bad_answer=skip (first: {first}; {first_reason}); check "
             "dataset.answer_field and dataset.answer_extraction"
         )
@@ -708,7 +399,7 @@ def load_problems_with_report(cfg: DatasetConfig) -> tuple[list[Problem], dict]:
             f"could not be extracted (first: {first}; {first_reason})",
             file=sys.stderr,
         )
-    return validate_problems(problems, cfg.name, where=_source_name(cfg)), report
+    return validate_problems(problems, cfg.name, where=source_name(cfg)), report
 
 
 def load_problems(cfg: DatasetConfig) -> list[Problem]:
