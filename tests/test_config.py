@@ -80,6 +80,7 @@ def test_experiments_set_their_name_and_the_paper_setting():
     assert rc.model.name_or_path == "Qwen/Qwen2.5-7B-Instruct" and rc.dataset.name == "gsm8k"
     assert (t.learning_rate, t.num_generations, t.max_completion_length, t.temperature) == (1e-6, 7, 1024, 1.0)
     assert list(rc.eval.benchmarks) == ["gsm8k_test"]
+    assert (rc.model.dtype, rc.selector.batch_size, t.bf16) == ("float16", 8, True)  # the authors' scoring
 
 
 def _grpo_config(rc, tmp_path):
