@@ -108,6 +108,19 @@ def test_cache_key_holds_the_resolved_tokenization(micro):
     assert key["auto"] == key["split"] != key["joint"]
 
 
+def test_cache_key_of_samples_holds_the_generation_backend():
+    """vLLM draws other samples than HF generate: a multisample entry of one is never the other's;
+    UFO, which samples nothing, shares its entry."""
+    from dataclasses import replace
+
+    hf = ModelConfig(name_or_path="m")
+    vllm = replace(hf, generation_backend="vllm")
+    ms, ufo = get_scorer("multisample"), get_scorer("ufo")
+    sel = SelectorConfig(name="multisample", tokenization="split")
+    assert cache_key(ms, sel, hf, "fp", "data") != cache_key(ms, sel, vllm, "fp", "data")
+    assert cache_key(ufo, sel, hf, "fp", "data") == cache_key(ufo, sel, vllm, "fp", "data")
+
+
 # ---- generation never inherits a model's generation_config -------------------------------------
 
 def test_generation_ignores_the_models_generation_config(tmp_path):

@@ -49,6 +49,10 @@ def cache_key(scorer: Scorer, selector_cfg, model_cfg, model_fp: str, data_fp: s
         "stop": list(model_cfg.stop),
         "dtype": model_cfg.dtype,
     }
+    if scorer.samples and model_cfg.generation_backend != "hf":
+        # another engine draws other samples (and costs other seconds): its own entry; hf keeps
+        # the key it had before the backend was part of it
+        material["generation_backend"] = model_cfg.generation_backend
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
 
