@@ -169,9 +169,10 @@ class HFGenerator:
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
         self.tok.padding_side = "left"
+        from ufo_rl.scoring import cache_arg
+
         params = inspect.signature(model.forward).parameters
-        # transformers 5.24 renamed past_key_values to cache; 5.17 (the vLLM venv) has the old name
-        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._cache_arg = cache_arg(model)
         self._takes_positions = "position_ids" in params
         self._takes_logits_to_keep = "logits_to_keep" in params
 

@@ -84,8 +84,10 @@ def shared_prefix_length(pairs: Sequence[tuple[list[int], list[int]]]) -> int:
     return max(0, min(len(common), min(len(p) for p, _ in pairs) - 1))
 
 
-def _cache_arg(model) -> str:
-    """The forward's name of the KV cache argument (transformers 5.24 renamed past_key_values)."""
+def cache_arg(model) -> str:
+    """The forward's name of the KV cache argument, and of the output that returns it
+    (transformers 5.24 renamed ``past_key_values`` to ``cache``; 5.17, the vLLM venv's, has the
+    old name)."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
@@ -109,7 +111,7 @@ def mean_target_logprob(
         shared = 0
     prefix_cache, cache_kw = None, {}
     if shared:
-        arg = _cache_arg(model)
+        arg = cache_arg(model)
         head = torch.tensor([pairs[0][0][:shared]], device=device)
         prefix_cache = model(input_ids=head, use_cache=True)[arg]  # the output names it alike
     forward_tokens, padded = shared, shared
