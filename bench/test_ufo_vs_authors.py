@@ -122,13 +122,9 @@ def machine() -> dict:
     """What ran it: the CPU's model name (/proc/cpuinfo), cores and torch threads, versions."""
     from gpu_check import versions
 
-    cpu = platform.processor() or "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    from ufo_rl.provenance import cpu_name
+
+    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
             "platform": platform.platform(), "versions": versions()}
 
