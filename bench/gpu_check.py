@@ -8,6 +8,8 @@ faster round counts:
 
 - ``ufo_b8``: the project's UFO scorer at the authors' batch of 8 (``ufo_rl/scorers.py``);
 - ``ufo_b64``: the same scorer at batch 64, sorted by length;
+- ``ufo_b8_unshared``: batch 8 without running the prompts' shared prefix (chat template and
+  system prompt) once for all (``selector.share_prefix=false``), to show what that saves;
 - ``authors_b8``: the authors' procedure (``bench/authors.py``: the whole set padded to its
   longest prompt, batches of 8, a per-token Python loop), when the tokenizer has a chat template
   that keeps a system prompt;
@@ -138,6 +140,7 @@ def scoring(args) -> dict:
     methods = {
         "ufo_b8": SelectorConfig(name="ufo", batch_size=8),
         "ufo_b64": SelectorConfig(name="ufo", batch_size=64),
+        "ufo_b8_unshared": SelectorConfig(name="ufo", batch_size=8, share_prefix=False),
     }
     if not args.skip_multisample:
         methods["multisample"] = SelectorConfig(name="multisample", k=8, temperature=1.0, batch_size=args.ms_batch)
