@@ -22,6 +22,12 @@ the multisample cost is that of K answers of exactly that length (``generated_to
 Useful FLOPs count 2 x parameters per real (unpadded) token of the forward passes, against this
 GPU's measured bf16 matmul rate.
 
+``decoding``: K=8 multi-sample scoring of the embedded pool with the shipped tiny model, through
+the project's decoding loop (``HFGenerator``, ``ufo_rl/generation.py``) and through
+``generate`` itself (``own_loop=False``), each with 1 and with all torch CPU threads, in turn
+over ``--rounds`` rounds; the fastest round counts. The loop's savings were measured on CPUs;
+this says whether they hold where the kernels are small and launched from Python.
+
 ``summarize``: collects the run folders of ``conf/experiment/gpu_check.yaml`` into one JSON.
 """
 
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -204,6 +211,52 @@ def scoring(args) -> dict:
     }
 
 
+def decoding(args) -> dict:
+    from ufo_rl.config import ModelConfig, SelectorConfig
+    from ufo_rl.data.arith import embedded_splits
+    from ufo_rl.generation import HFGenerator
+    from ufo_rl.models import load_model
+    from ufo_rl.scorers import ScoreContext, get_scorer
+
+    mcfg = ModelConfig(name_or_path="tiny", device="cpu" if args.cpu else "auto")
+    model, tok, info = load_model(mcfg, progress=False)
+    device = next(model.parameters()).device
+    problems = embedded_splits(0, args.n, 10)["pool"]
+    sel = SelectorConfig(name="multisample", k=8, temperature=1.0, batch_size=args.ms_batch)
+    scorer = get_scorer("multisample")
+    all_threads = max(1, len(os.sched_getaffinity(0)))
+    variants = {f"{'loop' if own else 'generate'}_t{t}": (own, t)
+                for own in (True, False) for t in sorted({1, all_threads})}
+    times = {name: [] for name in variants}
+    tokens = {}
+    for r in range(args.rounds):
+        for name, (own, threads) in variants.items():
+            torch.set_num_threads(threads)
+            gen = HFGenerator(model, tok, batch_size=args.ms_batch, own_loop=own)
+            t = _sync(device)
+            chunk = scorer.fn(ScoreContext(model, tok, mcfg, sel, generator=gen), problems)
+            times[name].append(_sync(device) - t)
+            tokens[name] = chunk.generated_tokens
+            print(f"round {r + 1}/{args.rounds} {name}: {times[name][-1]:.2f} s, "
+                  f"{chunk.generated_tokens} tokens", flush=True)
+    results = {name: {"seconds": min(ts), "round_seconds": ts, "own_loop": variants[name][0],
+                      "torch_threads": variants[name][1], "generated_tokens": tokens[name],
+                      "generated_tokens_per_second": tokens[name] / min(ts)}
+               for name, ts in times.items()}
+    best_loop = min((n for n in results if results[n]["own_loop"]), key=lambda n: results[n]["seconds"])
+    best_gen = min((n for n in results if not results[n]["own_loop"]), key=lambda n: results[n]["seconds"])
+    return {
+        "what": ("K=8 multisample scoring of the embedded pool with the shipped tiny model: the "
+                 "project's decoding loop against generate, 1 and all CPU threads; fastest of "
+                 "--rounds rounds (bench/gpu_check.py)"),
+        "device": info["device_name"], "dtype": info["dtype"], "model": info["model"],
+        "n_prompts": len(problems), "k": 8, "batch_size": args.ms_batch, "rounds": args.rounds,
+        "methods": results,
+        "ratios": {"generate/loop (best of each)": results[best_gen]["seconds"] / results[best_loop]["seconds"]},
+        "versions": versions(),
+    }
+
+
 def profile_table(fn, problems, device: torch.device, rows: int = 25) -> str:
     """The operators that take the time in one more round of ``fn`` (torch.profiler)."""
     from torch.profiler import ProfilerActivity, profile
@@ -264,15 +317,21 @@ def main(argv=None) -> None:
     s.add_argument("--skip-multisample", action="store_true")
     s.add_argument("--cpu", action="store_true", help="run on the CPU (a dry run of the script)")
     s.add_argument("--out", required=True, help="the JSON file to write")
+    d = sub.add_parser("decoding", help="the project's decoding loop against generate, on the tiny model")
+    d.add_argument("--n", type=int, default=400, help="prompts of the embedded pool")
+    d.add_argument("--rounds", type=int, default=2)
+    d.add_argument("--ms-batch", type=int, default=256, help="sequences per batch")
+    d.add_argument("--cpu", action="store_true", help="run on the CPU (a dry run of the script)")
+    d.add_argument("--out", required=True, help="the JSON file to write")
     m = sub.add_parser("summarize", help="collect the pipeline run folders into one JSON")
     m.add_argument("runs", help="the sweep folder, e.g. results/gpu_check/runs/gpu_check")
     m.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    result = scoring(args) if args.cmd == "scoring" else summarize(args)
+    result = {"scoring": scoring, "decoding": decoding, "summarize": summarize}[args.cmd](args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))
-    if args.cmd == "scoring":
+    if args.cmd in ("scoring", "decoding"):
         print(json.dumps(result["ratios"], indent=2))
     print(f"wrote {out}")
 
