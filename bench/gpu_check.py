@@ -318,7 +318,7 @@ def main(argv=None) -> None:
     s.add_argument("--cpu", action="store_true", help="run on the CPU (a dry run of the script)")
     s.add_argument("--out", required=True, help="the JSON file to write")
     d = sub.add_parser("decoding", help="the project's decoding loop against generate, on the tiny model")
-    d.add_argument("--n", type=int, default=400, help="prompts of the embedded pool")
+    d.add_argument("--n", type=int, default=160, help="prompts of the embedded pool")
     d.add_argument("--rounds", type=int, default=2)
     d.add_argument("--ms-batch", type=int, default=256, help="sequences per batch")
     d.add_argument("--cpu", action="store_true", help="run on the CPU (a dry run of the script)")

@@ -16,9 +16,11 @@ args=(--shape "${UFO_GPU_SHAPE:-qwen2.5-7b}" --n "${UFO_GPU_N:-128}")
 [ -n "${UFO_GPU_TOKENIZER:-}" ] && args+=(--tokenizer "$UFO_GPU_TOKENIZER")
 [ -n "${UFO_GPU_GSM8K:-}" ] && args+=(--gsm8k "$UFO_GPU_GSM8K")
 [ -n "${UFO_GPU_EXTRA:-}" ] && args+=($UFO_GPU_EXTRA)
-echo "== 1/2 scoring timings ($(date +%T))"
+echo "== 1/3 scoring timings ($(date +%T))"
 $py bench/gpu_check.py scoring "${args[@]}" --out "$out/gpu_check-scoring-$tag.json" || status=1
-echo "== 2/2 the pipeline: score, GRPO in bf16, evaluate ($(date +%T))"
+echo "== 2/3 the decoding loop against generate ($(date +%T))"
+$py bench/gpu_check.py decoding --out "$out/gpu_check-decoding-$tag.json" || status=1
+echo "== 3/3 the pipeline: score, GRPO in bf16, evaluate ($(date +%T))"
 runs=$(mktemp -d)
 UFO_GPU_RESULTS=$runs $py bench/run.py -m experiment=gpu_check ${UFO_GPU_OVERRIDES:-} || status=1
 $py bench/gpu_check.py summarize "$runs/runs/gpu_check" --out "$out/gpu_check-pipeline-$tag.json" || status=1

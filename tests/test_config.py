@@ -164,3 +164,22 @@ def test_a_mandatory_value_left_unset_fails_instead_of_keeping_the_default():
     rc = to_run_config(_compose(["model=hf", "model.name_or_path=/models/x"]))
     assert rc.model.name_or_path == "/models/x"
     assert to_run_config(_compose([])).model.name_or_path == "tiny"  # the default option sets it
+
+
+def test_model_threads_apply_on_the_cpu_only(monkeypatch):
+    """``model.threads`` sizes the CPU's matrix work; a GPU run keeps torch's default."""
+    import torch
+
+    from ufo_rl import models
+    from ufo_rl.config import ModelConfig
+
+    before = torch.get_num_threads()
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    models.apply_threads(ModelConfig(name_or_path="tiny", threads=1, device="cpu"))
+    assert calls == [1]
+    monkeypatch.setattr(models, "resolve_device", lambda cfg: torch.device("cuda"))
+    models.apply_threads(ModelConfig(name_or_path="tiny", threads=1, device="cuda"))
+    models.apply_threads(ModelConfig(name_or_path="tiny", threads=None, device="cpu"))
+    assert calls == [1]
+    assert torch.get_num_threads() == before

@@ -72,7 +72,8 @@ class ModelConfig:
     # stop strings for generation besides EOS
     stop: List[str] = field(default_factory=list)
     trust_remote_code: bool = False
-    # CPU threads for torch (null: torch's default)
+    # CPU threads for torch when the model runs on the CPU (null: torch's default; a GPU run
+    # leaves torch's default too, ufo_rl/models.py: apply_threads)
     threads: Optional[int] = None
     # sampling backend for multisample scoring: hf (transformers generate) | vllm (GPU)
     generation_backend: str = "hf"

@@ -126,7 +126,7 @@ class Job:
             ctx = ScoreContext(model, tok, cfg.model, cfg.selector, cfg.progress, generator)
             if model is not None and model.device.type == "cuda" and "warmup_seconds" not in info:
                 # CUDA loads each kernel on its first use: one untimed batch first, so the timed
-                # scoring is not mostly start-up (measured on an H200: 7.3 s cold, 0.67 s warm
+                # scoring is not mostly start-up (measured on an H200: 5.9 s cold, 0.54 s warm
                 # for 128 prompts; README, Benchmarks)
                 t0 = time.perf_counter()
                 per_call = max(1, cfg.selector.batch_size // (cfg.selector.k if scorer.samples else 1))
