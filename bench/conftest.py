@@ -54,7 +54,8 @@ def model_config(name: str):
 
     from hydra import compose, initialize_config_dir
 
-    from ufo_rl.config import ModelConfig, register_configs, to_run_config
+    from ufo_rl.config import ModelConfig
+    from ufo_rl.hydra_conf import register_configs, to_run_config
 
     threads = int(os.environ.get("UFO_BENCH_THREADS", "0")) or None
     if not (CONF_DIR / "model" / f"{name}.yaml").is_file():

@@ -23,7 +23,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from ufo_rl.config import register_configs, to_run_config
+from ufo_rl.hydra_conf import register_configs, to_run_config
 from ufo_rl.errors import UserError
 
 _job_started = False

@@ -34,7 +34,7 @@ def test_group_files_hold_only_what_differs_from_the_schema(path):
     known = _defaults(GROUPS[path.parent.name])
     defaults = dict(known)
     # a key that some option of the group leaves mandatory (???) has no default in the registered
-    # schema (ufo_rl/config.py: register_configs): every other option must state it
+    # schema (ufo_rl/hydra_conf.py: register_configs): every other option must state it
     for other in path.parent.glob("*.yaml"):
         for key, value in (yaml.safe_load(other.read_text()) or {}).items():
             if value == "???":

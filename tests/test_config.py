@@ -8,7 +8,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from ufo_rl.config import RunConfig, register_configs, to_run_config
+from ufo_rl.config import RunConfig
+from ufo_rl.hydra_conf import register_configs, to_run_config
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 register_configs()

@@ -14,7 +14,7 @@ def test_slurm_gpu_launcher_composes():
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from ufo_rl.config import register_configs
+    from ufo_rl.hydra_conf import register_configs
 
     register_configs()
     GlobalHydra.instance().clear()

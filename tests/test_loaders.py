@@ -257,7 +257,7 @@ def test_shared_benchmarks_field_details(shared_problems):
 def test_eval_math_local_composes_and_loads(shared_data, monkeypatch):
     from hydra import compose, initialize_config_dir
 
-    from ufo_rl.config import register_configs, to_run_config
+    from ufo_rl.hydra_conf import register_configs, to_run_config
 
     monkeypatch.setenv("UFO_RL_DATA_DIR", str(shared_data))
     register_configs()
@@ -281,7 +281,7 @@ def test_eval_math_local_composes_and_loads(shared_data, monkeypatch):
 def test_eval_default_embedded_benchmark_follows_the_pool():
     from hydra import compose, initialize_config_dir
 
-    from ufo_rl.config import register_configs, to_run_config
+    from ufo_rl.hydra_conf import register_configs, to_run_config
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

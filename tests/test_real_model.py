@@ -53,7 +53,7 @@ def composed_model(name: str) -> ModelConfig:
     """``model=<name>`` as a job gets it (group defaults included)."""
     from hydra import compose, initialize_config_dir
 
-    from ufo_rl.config import register_configs, to_run_config
+    from ufo_rl.hydra_conf import register_configs, to_run_config
 
     register_configs()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
@@ -63,7 +63,7 @@ def composed_model(name: str) -> ModelConfig:
 def test_real_model_configs_carry_the_authors_prompt_and_prefill():
     from hydra import compose, initialize_config_dir
 
-    from ufo_rl.config import register_configs, to_run_config
+    from ufo_rl.hydra_conf import register_configs, to_run_config
 
     register_configs()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):

@@ -17,7 +17,7 @@ import pytest
 from helpers import save_random_model
 from omegaconf import OmegaConf
 
-from ufo_rl.config import to_run_config
+from ufo_rl.hydra_conf import to_run_config
 from ufo_rl.identity import SHORT, run_identity
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

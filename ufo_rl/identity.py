@@ -8,8 +8,8 @@ experiment tag) are left out, so moving from ``stage=select`` to the whole job, 
 with a bigger batch, finds the same folder.
 
 The run folder is ``<selector>-<rule>-seed<seed>-<identity[:8]>``. Hydra names it through the
-resolvers of ufo_rl/config.py, which also note here whether the folder existed before Hydra created it:
-a job that fails on bad input removes its folder only if the folder is its own
+resolvers of ufo_rl/hydra_conf.py, which also note here whether the folder existed before Hydra
+created it: a job that fails on bad input removes its folder only if the folder is its own
 (:func:`remove_new_folders`).
 """
 

