@@ -358,6 +358,31 @@ def test_check_tolerates_last_bit_noise_and_catches_a_broken_scorer(runs, tmp_pa
     assert "/20 shared" in shared
 
 
+def test_each_sampling_backend_is_a_speedup_reference_of_its_own(runs, tmp_path):
+    """A vLLM multisample run of the same pool, model and device beside the HF one: UFO gets one
+    row per reference, each naming the backend it was measured against."""
+    import shutil
+
+    for seed in (0, 1):
+        src = runs / "exp" / f"multisample-seed{seed}"
+        p = src / "scoring.json"
+        p.write_text(json.dumps({**json.loads(p.read_text()), "generation_backend": "hf"}))
+        dst = runs / "exp" / f"multisample-vllm-seed{seed}"
+        shutil.copytree(src, dst)
+        sc = json.loads((dst / "scoring.json").read_text())
+        sc.update(generation_backend="vllm", scoring_seconds=25.0, cache_key="key-multisample-vllm")
+        (dst / "scoring.json").write_text(json.dumps(sc))
+    build_report(runs, tmp_path / "out")
+    cost = pd.read_csv(tmp_path / "out" / "tables" / "scoring_cost.csv")
+    ufo = cost[cost["method"] == "ufo"].set_index("multisample_backend")
+    assert sorted(ufo.index) == ["hf", "vllm"] and ufo["backend"].isna().all()
+    assert ufo.loc["hf", "speedup"] == pytest.approx(SECONDS["multisample"] / SECONDS["ufo"])
+    assert ufo.loc["vllm", "speedup"] == pytest.approx(25.0 / SECONDS["ufo"])
+    ms = cost[cost["method"] == "multisample"].set_index("backend")
+    assert sorted(ms.index) == ["hf", "vllm"] and (ms["speedup"] == 1).all()
+    assert (ms.index == ms["multisample_backend"]).all()  # each its own reference
+
+
 def test_check_speedup_floor_and_bad_input(runs, tmp_path):
     ref = tmp_path / "ref.json"
     assert _check("--runs", str(runs), "--reference", str(ref), "--write-reference").returncode == 0

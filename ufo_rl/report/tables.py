@@ -55,8 +55,10 @@ def scoring_cost_table(runs: list[Run]) -> pd.DataFrame:
     (deduplicated by cache key: every seed and rule of a sweep reuses one scoring, and
     ``scoring.json`` keeps the original, uncached cost). ``speedup`` = seconds of the
     multi-sample scoring (a scorer that samples, ``Scorer.samples``) of the same pool, model and
-    device / this method's seconds. ``target`` and ``k``: the method's knobs of those names
-    (``Scorer.knobs``), blank for a method without them."""
+    device / this method's seconds, one row per such reference (Hugging Face and vLLM sampling
+    each give one). ``target`` and ``k``: the method's knobs of those names (``Scorer.knobs``),
+    blank for a method without them; ``backend`` (``multisample_backend`` for the reference):
+    the generation backend of a method that samples (hf, vllm)."""
     rows, seen = [], set()
     for r in runs:
         sc = r.scoring
@@ -70,7 +72,7 @@ def scoring_cost_table(runs: list[Run]) -> pd.DataFrame:
         knobs = scorer.knobs if scorer is not None else {}
         rows.append({
             "method": sc.get("method"), "target": cfg.get("target") if "target" in knobs else None,
-            "k": cfg.get("k") if "k" in knobs else None,
+            "k": cfg.get("k") if "k" in knobs else None, "backend": sc.get("generation_backend"),
             "dataset": sc.get("dataset"), "model": model_name(sc.get("model")),
             "device": sc.get("device_name") or sc.get("device"), "dtype": sc.get("dtype"),
             "batch_size": sc.get("batch_size"), "n_prompts": sc.get("n_prompts"),
@@ -91,9 +93,11 @@ def scoring_cost_table(runs: list[Run]) -> pd.DataFrame:
         if row["_samples"]:
             refs = refs[refs.index == row.name]
         if refs.empty:
-            out.append({**row, "multisample_k": np.nan, "multisample_seconds": np.nan, "speedup": np.nan})
+            out.append({**row, "multisample_k": np.nan, "multisample_backend": None, "multisample_seconds": np.nan,
+                        "speedup": np.nan})
         for _, ref in refs.iterrows():
-            out.append({**row, "multisample_k": ref["k"], "multisample_seconds": ref["scoring_seconds"],
+            out.append({**row, "multisample_k": ref["k"], "multisample_backend": ref["backend"],
+                        "multisample_seconds": ref["scoring_seconds"],
                         "speedup": ref["scoring_seconds"] / row["scoring_seconds"]})
     out = pd.DataFrame(out).drop(columns=["_group", "_samples"])
     return out.sort_values(["dataset", "model", "device", "scoring_seconds"], kind="stable").reset_index(drop=True)
