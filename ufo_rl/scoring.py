@@ -136,14 +136,16 @@ def mean_target_logprob(
             input_ids=ids.to(device), attention_mask=att.to(device), position_ids=pos.to(device),
             logits_to_keep=keep, use_cache=bool(shared), **cache_kw,
         ).logits.float()  # (b, keep, V): positions width-keep .. width-1
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)  # predicts tokens width-keep+1 .. width-1
         for r, i in enumerate(idx):
             t = int(n_tgt[i])
             if t == 0:
                 continue
             target = torch.tensor(pairs[i][1], device=device)
-            rows = logp[r, logp.shape[1] - t:]  # the last t predictions are the target's
+            # the last t predictions are the target's (position width-1 predicts past the end);
+            # normalised row by row, so the batch's logits are never copied whole
+            rows = torch.log_softmax(logits[r, keep - 1 - t : keep - 1], dim=-1)
             out[i] = rows.gather(-1, target[:, None]).mean().item()
+        del logits
         forward_tokens += sum(map(len, seqs))
         padded += width * len(idx)
     return TeacherForcedResult(out, n_tgt, forward_tokens, padded, shared)
