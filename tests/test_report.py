@@ -381,6 +381,10 @@ def test_each_sampling_backend_is_a_speedup_reference_of_its_own(runs, tmp_path)
     ms = cost[cost["method"] == "multisample"].set_index("backend")
     assert sorted(ms.index) == ["hf", "vllm"] and (ms["speedup"] == 1).all()
     assert (ms.index == ms["multisample_backend"]).all()  # each its own reference
+    # the calibration tables say which sampling each row's pass rates come from
+    for name in ("correlation", "pass_rate_distribution", "pass_rate_bins"):
+        table = pd.read_csv(tmp_path / "out" / "tables" / f"{name}.csv")
+        assert set(table["multisample"]) == {"multisample", "multisample-vllm"}, name
 
 
 def test_check_speedup_floor_and_bad_input(runs, tmp_path):

@@ -86,7 +86,8 @@ def pass_rate_distribution_table(runs: list[Run]) -> pd.DataFrame:
             lv = df["difficulty"]
             groups += [(str(int(v)), (lv == v).fillna(False).to_numpy()) for v in sorted(lv.dropna().unique())]
         for level, mask in groups:
-            row = {"dataset": r.meta.get("dataset"), "model": model_name(r.meta.get("model")), "k": k,
+            row = {"dataset": r.meta.get("dataset"), "model": model_name(r.meta.get("model")),
+                   "multisample": r.variant, "k": k,
                    "level": level, "n": int(mask.sum()),
                    "mean_pass_rate": float(df["pass_rate"].to_numpy()[mask].mean()),
                    "mixed": float(((j > 0) & (j < k))[mask].mean())}
@@ -108,6 +109,7 @@ def pass_rate_bins_table(runs: list[Run]) -> pd.DataFrame:
         bins = pass_rate_value_bins(p, min_count := min_bin_count(len(p)))
         bins.insert(0, "min_count", min_count)
         bins.insert(0, "k", _k(r, r.scores))
+        bins.insert(0, "multisample", r.variant)
         bins.insert(0, "model", model_name(r.meta.get("model")))
         bins.insert(0, "dataset", r.meta.get("dataset"))
         bins["share"] = bins["n"] / len(p)

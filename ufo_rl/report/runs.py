@@ -68,9 +68,13 @@ class Run:
 
     @property
     def variant(self) -> str:
-        """``meta.json`` ``variant``, or the registry's label for a folder written without it."""
-        return self.meta.get("variant") or variant_label(self.selector, self.rule, self.signal, self.fraction,
-                                                         self.selector_config)
+        """``meta.json`` ``variant``, or the registry's label for a folder written without it;
+        a sampling scorer that ran on another backend than Hugging Face's gets its name added
+        (``multisample-vllm``): its samples, and so its pass rates, are its own."""
+        label = self.meta.get("variant") or variant_label(self.selector, self.rule, self.signal, self.fraction,
+                                                          self.selector_config)
+        backend = self.scoring.get("generation_backend")
+        return label if backend in (None, "hf") or label.endswith(f"-{backend}") else f"{label}-{backend}"
 
     @property
     def pool_key(self) -> tuple:
