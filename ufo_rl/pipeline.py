@@ -93,13 +93,13 @@ class Job:
             from ufo_rl.models import resolve_dtype
 
             device = torch.device(getattr(current_platform, "device_type", "cuda"))
-            dtype = resolve_dtype(self.cfg.model, device)
+            dtype = str(resolve_dtype(self.cfg.model, device)).removeprefix("torch.")
             t0 = time.perf_counter()
-            self._vllm = VLLMGenerator(self.model_identity()[0], dtype=str(dtype).replace("torch.", ""),
+            self._vllm = VLLMGenerator(self.model_identity()[0], dtype=dtype,
                                        gpu_memory_utilization=self.cfg.model.vllm_gpu_memory_utilization)
             info.update(load_seconds=time.perf_counter() - t0, backend="vllm", device=device.type,
                         device_name=torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-                        dtype=str(dtype).replace("torch.", ""))
+                        dtype=dtype)
         return self._vllm
 
     def release_vllm(self) -> None:
