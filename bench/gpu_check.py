@@ -123,6 +123,21 @@ def load_prompts(gsm8k: str | None, n: int):
     return embedded_splits(0, n, 10)["pool"], "embedded"
 
 
+def timed_rounds(runs: dict, problems, rounds: int, device: torch.device) -> tuple[dict, dict]:
+    """Every method of ``runs`` (name -> function of the prompts) runs ``rounds`` times over all
+    prompts, the methods taking turns within a round (so clocks, caches and lazily loaded kernels
+    favour none). Returns each method's round seconds and its last output."""
+    times = {name: [] for name in runs}
+    outs = {}
+    for r in range(rounds):
+        for name, fn in runs.items():
+            t = _sync(device)
+            outs[name] = fn(problems)
+            times[name].append(_sync(device) - t)
+            print(f"round {r + 1}/{rounds} {name}: {times[name][-1]:.2f} s, {len(problems)} prompts", flush=True)
+    return times, outs
+
+
 def scoring(args) -> dict:
     from authors import AUTHORS_SYSTEM_PROMPT, authors_conf
 
@@ -159,16 +174,7 @@ def scoring(args) -> dict:
     if chat:
         runs["authors_b8"] = lambda ps: authors_conf(model, tok, AUTHORS_SYSTEM_PROMPT, ps, 8)
 
-    # every method runs `rounds` times over all prompts, the methods taking turns within a round
-    # (so clocks, caches and lazily loaded kernels favour none); the fastest round counts
-    times = {name: [] for name in runs}
-    outs = {}
-    for r in range(args.rounds):
-        for name, fn in runs.items():
-            t = _sync(device)
-            outs[name] = fn(problems)
-            times[name].append(_sync(device) - t)
-            print(f"round {r + 1}/{args.rounds} {name}: {times[name][-1]:.2f} s, {len(problems)} prompts", flush=True)
+    times, outs = timed_rounds(runs, problems, args.rounds, device)
     profiles = {}
     if args.profile:
         for name in [n for n in ("ufo_b8", "authors_b8") if n in runs]:
@@ -227,18 +233,16 @@ def decoding(args) -> dict:
     all_threads = max(1, len(os.sched_getaffinity(0)))
     variants = {f"{'loop' if own else 'generate'}_t{t}": (own, t)
                 for own in (True, False) for t in sorted({1, all_threads})}
-    times = {name: [] for name in variants}
-    tokens = {}
-    for r in range(args.rounds):
-        for name, (own, threads) in variants.items():
+
+    def run(own: bool, threads: int):
+        def fn(ps):
             torch.set_num_threads(threads)
             gen = HFGenerator(model, tok, batch_size=args.ms_batch, own_loop=own)
-            t = _sync(device)
-            chunk = scorer.fn(ScoreContext(model, tok, mcfg, sel, generator=gen), problems)
-            times[name].append(_sync(device) - t)
-            tokens[name] = chunk.generated_tokens
-            print(f"round {r + 1}/{args.rounds} {name}: {times[name][-1]:.2f} s, "
-                  f"{chunk.generated_tokens} tokens", flush=True)
+            return scorer.fn(ScoreContext(model, tok, mcfg, sel, generator=gen), ps)
+        return fn
+
+    times, outs = timed_rounds({name: run(*v) for name, v in variants.items()}, problems, args.rounds, device)
+    tokens = {name: chunk.generated_tokens for name, chunk in outs.items()}
     results = {name: {"seconds": min(ts), "round_seconds": ts, "own_loop": variants[name][0],
                       "torch_threads": variants[name][1], "generated_tokens": tokens[name],
                       "generated_tokens_per_second": tokens[name] / min(ts)}

@@ -74,7 +74,7 @@ class Run:
         label = self.meta.get("variant") or variant_label(self.selector, self.rule, self.signal, self.fraction,
                                                           self.selector_config)
         backend = self.scoring.get("generation_backend")
-        return label if backend in (None, "hf") or label.endswith(f"-{backend}") else f"{label}-{backend}"
+        return label if backend in (None, "hf") else f"{label}-{backend}"
 
     @property
     def pool_key(self) -> tuple:
