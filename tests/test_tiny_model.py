@@ -187,3 +187,36 @@ def test_a_shipped_build_wins_over_a_local_one(built, tmp_path, monkeypatch):
     assert resolve_model_path(cfg) == str(shipped)
     # unless asked for a local build
     assert resolve_model_path(ModelConfig(tiny=SMALL, cache_dir=str(cache), shipped_tiny=False)) == str(local)
+
+
+def _warm_start_batches(monkeypatch, recipe):
+    """The problems of each warm-start batch of ``recipe`` (the build itself runs)."""
+    seen = []
+    real = tiny_model._sft_batch
+
+    def spy(tok, problems, device):
+        seen.append([p.question for p in problems])
+        return real(tok, problems, device)
+
+    monkeypatch.setattr(tiny_model, "_sft_batch", spy)
+    _, _, info = tiny_model.train_tiny(recipe, progress=False)
+    return seen, info
+
+
+def test_a_warm_start_longer_than_the_distinct_problems_repeats_them_in_new_orders(monkeypatch):
+    recipe = replace(SMALL, sft_steps=6, batch_size=4)  # 24 problems over 4 levels
+    monkeypatch.setattr(tiny_model, "UNIQUE_PER_LEVEL", 2)  # 8 distinct problems
+    batches, info = _warm_start_batches(monkeypatch, recipe)
+    flat = [q for b in batches for q in b]
+    assert len(batches) == 6 and len(flat) == 24
+    assert len(set(flat)) == 8
+    passes = [flat[i:i + 8] for i in range(0, 24, 8)]
+    assert all(sorted(one) == sorted(passes[0]) for one in passes)  # each pass holds each problem once
+    assert len({tuple(one) for one in passes}) > 1  # and comes in its own order
+    assert info["build_device"] == "cpu"
+
+
+def test_a_warm_start_within_the_cap_draws_each_problem_once(monkeypatch):
+    batches, _ = _warm_start_batches(monkeypatch, SMALL)
+    flat = [q for b in batches for q in b]
+    assert len(flat) == SMALL.sft_steps * SMALL.batch_size == len(set(flat))

@@ -21,7 +21,8 @@ def resolve_model_path(cfg: ModelConfig, progress: bool = True) -> str:
     if cfg.name_or_path == TINY:
         from ufo_rl.tiny_model import ensure_tiny_model
 
-        return str(ensure_tiny_model(cfg.tiny, cfg.cache_dir, progress=progress, shipped=cfg.shipped_tiny))
+        return str(ensure_tiny_model(cfg.tiny, cfg.cache_dir, progress=progress, shipped=cfg.shipped_tiny,
+                                     device=str(resolve_device(cfg))))
     if cfg.name_or_path == SMOLLM2:
         from ufo_rl.smollm2 import ensure_smollm2
 

@@ -42,6 +42,11 @@ from ufo_rl.errors import UserError
 RECIPE_FILE = "ufo_rl_recipe.json"
 RECIPE_VERSION = 3  # bump when the build code (or the embedded LEVELS) changes what a recipe produces
 WEIGHTS_FILE = "model.safetensors"
+# Distinct warm-start problems per level at most: level 4 (one 2-digit +/-) has about 12,000
+# questions in all, so a longer warm start (sft_steps x batch_size over this) repeats the same
+# problems, each pass in a new order. Recipes within it (the default: 7,200 per level) draw each
+# problem once, as before the cap.
+UNIQUE_PER_LEVEL = 8000
 # Builds shipped with the package, one folder per recipe key (``python -m ufo_rl.tiny_model ship``)
 SHIPPED_DIR = Path(__file__).resolve().parent / "assets" / "models"
 
@@ -185,22 +190,35 @@ def per_level_accuracy(model, tok, problems, batch_size: int = 128) -> dict[int,
     return {lv: sum(v) / len(v) for lv, v in sorted(by_level.items())}
 
 
-def train_tiny(recipe: TinyConfig, progress: bool = True):
-    """Build and warm-start a tiny model; returns (model, tokenizer, info)."""
+def train_tiny(recipe: TinyConfig, progress: bool = True, device: str = "cpu"):
+    """Build and warm-start a tiny model on ``device``; returns (model on the CPU, tokenizer, info).
+
+    The weights are initialised on the CPU from ``recipe.seed`` on every device; the warm start
+    then runs on ``device`` (a GPU builds the default recipe in about a minute instead of about
+    20 on two CPU cores). Like two CPUs, a GPU builds another model from the same recipe: its
+    kernels round differently and its backward passes are not bit-deterministic.
+    """
     from transformers import LlamaForCausalLM
 
     torch.manual_seed(recipe.seed)
     random.seed(recipe.seed)
     tok = build_tokenizer()
-    model = LlamaForCausalLM(build_config(recipe, tok))
+    model = LlamaForCausalLM(build_config(recipe, tok)).to(device)
     n_train = recipe.sft_steps * recipe.batch_size
     # the warm-start split never repeats a question of the default pool or test set
     held = arith.embedded_splits(recipe.seed, n_pool=2000, n_test=500)
     exclude = {p.question for split in held.values() for p in split}
-    train = arith.generate("warmup", n_train, recipe.seed, list(recipe.sft_levels), exclude=exclude)
+    n_unique = min(n_train, UNIQUE_PER_LEVEL * len(recipe.sft_levels))
+    train = arith.generate("warmup", n_unique, recipe.seed, list(recipe.sft_levels), exclude=exclude)
     rng = random.Random(recipe.seed)
     rng.shuffle(train)
     train = with_slips(train, recipe.slip_frac, recipe.seed, recipe.slip_levels)
+    passes = [train]
+    while sum(map(len, passes)) < n_train:  # a longer warm start goes over them again, reshuffled
+        again = list(train)
+        rng.shuffle(again)
+        passes.append(again)
+    train = [p for one in passes for p in one][:n_train]
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
                             betas=(0.9, 0.95))
 
@@ -217,7 +235,7 @@ def train_tiny(recipe: TinyConfig, progress: bool = True):
     loss_val = float("nan")
     for step in bar:
         chunk = train[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-        ids, att, lab = _sft_batch(tok, chunk, "cpu")
+        ids, att, lab = _sft_batch(tok, chunk, device)
         loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -231,6 +249,7 @@ def train_tiny(recipe: TinyConfig, progress: bool = True):
     model.eval()
     probe = arith.generate("test", recipe.eval_per_level * len(arith.LEVELS), recipe.seed + 1)
     acc = per_level_accuracy(model, tok, probe)
+    model.to("cpu")
     info = {
         "recipe": asdict(recipe),
         "recipe_key": recipe_key(recipe),
@@ -238,6 +257,7 @@ def train_tiny(recipe: TinyConfig, progress: bool = True):
         "final_sft_loss": loss_val,
         "train_seconds": round(train_seconds, 1),
         "torch_threads": torch.get_num_threads(),
+        "build_device": torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else "cpu",
         "greedy_accuracy_per_level": acc,
         "accuracy_probe": f"{recipe.eval_per_level} test-stream problems per level, seed {recipe.seed + 1}",
     }
@@ -260,9 +280,9 @@ def weights_digest(path: Path) -> str:
 
 
 def ensure_tiny_model(recipe: TinyConfig | None = None, cache_dir: str | Path | None = None,
-                      progress: bool = True, shipped: bool = True) -> Path:
+                      progress: bool = True, shipped: bool = True, device: str = "cpu") -> Path:
     """Path of the tiny model for ``recipe``: the shipped build when there is one (and
-    ``shipped``), else one built here and cached, building it on the first call.
+    ``shipped``), else one built here (on ``device``) and cached, building it on the first call.
 
     The shipped build is what makes runs comparable across machines: SFT amplifies the last-bit
     differences between CPUs' kernels, so two machines building the same recipe get different
@@ -277,7 +297,7 @@ def ensure_tiny_model(recipe: TinyConfig | None = None, cache_dir: str | Path | 
     path = root / f"tiny-{recipe_key(recipe)}"
     if (path / RECIPE_FILE).exists():
         return path
-    model, tok, info = train_tiny(recipe, progress=progress)
+    model, tok, info = train_tiny(recipe, progress=progress, device=device)
     tmp = root / f".{path.name}.tmp-{os.getpid()}"
     try:
         tmp.mkdir(parents=True, exist_ok=True)
