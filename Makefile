@@ -10,7 +10,7 @@ TORCH_PIP_ARGS ?=
 LOCK ?= requirements.lock
 # the main sweep, its jobs two at a time (one torch thread each): conf/hydra/launcher/parallel.yaml
 JOBS ?= 2
-SWEEP ?= -m selector=ufo,multisample,random,full hydra/launcher=parallel hydra.launcher.n_jobs=$(JOBS)
+SWEEP ?= -m selector=ufo,multisample,random,full trainer.eval_every=10 hydra/launcher=parallel hydra.launcher.n_jobs=$(JOBS)
 
 .PHONY: install run test bench report clean-cache tiny-model vllm-cpu test-vllm lock
 

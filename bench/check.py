@@ -25,6 +25,11 @@ from logs:
   not above zero is refused: it could not fail a GRPO that learns nothing. The pooled check is
   the one that guards learning; at 2 standard errors a sound run fails it about once in 40 (less,
   since its spread includes the differences between variants);
+- ``margin``: the positive control, the oracle's (``multisample-band``: pass rate nearest 0.5)
+  final accuracy minus random 10%'s, paired by seed, per experiment x benchmark, must not fall
+  below ``floor = value - margin_sigmas * std * sqrt(1 / accuracy_ci_seeds + 1 / n_seeds)`` with
+  ``std`` the spread of the per-seed differences. A reference whose floor is not above zero is
+  refused: it could not fail a sweep where selection stopped mattering;
 - ``rule``: every run's selected set equals its rule applied again to the run's own signal
   (``scores.parquet``): exact on any machine, since both sides see the same numbers;
 - ``selection``: the selected ids share at least ``selection_min_overlap`` of the reference's
@@ -47,11 +52,13 @@ from pathlib import Path
 
 from ufo_rl.errors import UserError
 
-SCHEMA = 3  # 3: gain checks
+SCHEMA = 4  # 3: gain checks; 4: the positive-control margin
 DEFAULT_REFERENCE = Path("results/reference/ci_reference.json")
 DEFAULTS = {"speedup_floor_fraction": 0.4, "accuracy_sigmas": 3.0, "accuracy_min_band": 0.02, "accuracy_ci_seeds": 1,
-            "selection_min_overlap": 0.9, "signal_max_mad": 0.01, "gain_sigmas": 3.0, "pooled_gain_sigmas": 2.0}
+            "selection_min_overlap": 0.9, "signal_max_mad": 0.01, "gain_sigmas": 3.0, "pooled_gain_sigmas": 2.0,
+            "margin_sigmas": 2.0}
 POOLED = "all"  # the variant name of the gain pooled over every run of an experiment
+POSITIVE, NEGATIVE = "multisample-band", "random"  # the positive control and what it must beat
 
 
 def _key(kind: str, e: dict) -> str:
@@ -61,6 +68,8 @@ def _key(kind: str, e: dict) -> str:
         return f"{e['experiment']}/{e['variant']} {e['benchmark']} {e['phase']} {e['metric']}"
     if kind == "gain":
         return f"{e['experiment']}/{e['variant']} {e['benchmark']} final - before"
+    if kind == "margin":
+        return f"{e['experiment']}/{POSITIVE} - {NEGATIVE} {e['benchmark']} final"
     return f"{e['experiment']}/{e['variant']} seed {e['seed']}"  # rule, selection, signal
 
 
@@ -102,6 +111,7 @@ def measure(runs_dir: Path) -> dict[str, list[dict]]:
                         "phase": "final", "metric": "accuracy", "value": float(r["accuracy_mean"]),
                         "std": _num(r["accuracy_std"]), "n_seeds": int(r["n_seeds"])})
     gain = _gains(runs, table)
+    margin = _margins(runs)
 
     sel, rule, sig = [], [], []
     for r in runs:
@@ -116,8 +126,8 @@ def measure(runs_dir: Path) -> dict[str, list[dict]]:
         if r.signal and r.signal in df and df[r.signal].notna().any():
             sig.append({**e, "signal": r.signal,
                         "values": {i: _num(v) for i, v in zip(ids, df[r.signal].to_numpy(dtype=float))}})
-    return {"speedup": list(speed.values()), "accuracy": acc, "gain": gain, "rule": rule, "selection": sel,
-            "signal": sig}
+    return {"speedup": list(speed.values()), "accuracy": acc, "gain": gain, "margin": margin, "rule": rule,
+            "selection": sel, "signal": sig}
 
 
 def _gains(runs, table) -> list[dict]:
@@ -139,6 +149,25 @@ def _gains(runs, table) -> list[dict]:
                         "std": _num(g["gain"].std(ddof=1)), "n_seeds": int(len(g)),
                         "n_variants": int(g["variant"].nunique())})
     return out
+
+def _margins(runs) -> list[dict]:
+    """The positive control's final accuracy minus random's, paired by seed, per experiment x benchmark."""
+    from ufo_rl.report import eval_frame
+
+    ev = eval_frame(runs)
+    if ev.empty:
+        return []
+    ev = ev[(ev["phase"] == "final") & ev["variant"].isin([POSITIVE, NEGATIVE])]
+    out = []
+    for (exp, bench), g in ev.groupby(["experiment", "benchmark"]):
+        wide = g.pivot_table(index="seed", columns="variant", values="accuracy").dropna()
+        if POSITIVE not in wide or NEGATIVE not in wide or wide.empty:
+            continue
+        diff = wide[POSITIVE] - wide[NEGATIVE]
+        out.append({"experiment": exp, "benchmark": bench, "value": float(diff.mean()),
+                    "std": _num(diff.std(ddof=1)) if len(diff) > 1 else None, "n_seeds": int(len(diff))})
+    return out
+
 
 def _rule_holds(run, df, keep) -> bool:
     """Whether the run's selected set is what its rule picks from the run's own signal."""
@@ -175,6 +204,14 @@ def make_reference(measured: dict, rules: dict, runs_dir: Path) -> dict:
     if weak:
         raise UserError(f"the pooled gain floor of {', '.join(weak)} is not above 0, so CI could not tell a GRPO "
                         "that learns nothing; record a sweep that learns more (more steps or seeds)")
+    margin = []
+    for e in measured.get("margin", []):
+        scale = math.sqrt(1 / rules["accuracy_ci_seeds"] + 1 / e["n_seeds"])
+        margin.append({**e, "floor": e["value"] - rules["margin_sigmas"] * (e["std"] or 0.0) * scale})
+    weak = [_key("margin", e) for e in margin if e["floor"] <= 0 or e["std"] is None]
+    if weak:
+        raise UserError(f"the margin floor of {', '.join(weak)} is not above 0 (or rests on one seed), so CI "
+                        "could not tell a sweep where selection stopped mattering; record more seeds or steps")
     return {
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -184,8 +221,9 @@ def make_reference(measured: dict, rules: dict, runs_dir: Path) -> dict:
                                    "sqrt(1 / accuracy_ci_seeds + 1 / n_seeds))",
                   "speedup_floor": "speedup_floor_fraction * value",
                   "gain_floor": "value - (pooled_gain_sigmas if variant == 'all' else gain_sigmas) * std * "
-                                "sqrt(1 / (accuracy_ci_seeds * n_variants) + 1 / n_seeds)"},
-        "speedup": speed, "accuracy": acc, "gain": gain, "selection": measured["selection"],
+                                "sqrt(1 / (accuracy_ci_seeds * n_variants) + 1 / n_seeds)",
+                  "margin_floor": "value - margin_sigmas * std * sqrt(1 / accuracy_ci_seeds + 1 / n_seeds)"},
+        "speedup": speed, "accuracy": acc, "gain": gain, "margin": margin, "selection": measured["selection"],
         "signal": measured["signal"],
     }
 
@@ -195,7 +233,7 @@ def compare(reference: dict, measured: dict) -> list[dict]:
     rules = {**DEFAULTS, **reference.get("rules", {})}
     rows = [_row("rule", _key("rule", m), "rule(signal)", "equal" if m["value"] else "differs", "equal",
                  m["value"]) for m in measured.get("rule", [])]
-    for kind in ("speedup", "accuracy", "gain", "selection", "signal"):
+    for kind in ("speedup", "accuracy", "gain", "margin", "selection", "signal"):
         got = {_key(kind, e): e for e in measured.get(kind, [])}
         for ref in reference.get(kind, []):
             k = _key(kind, ref)
@@ -208,7 +246,7 @@ def compare(reference: dict, measured: dict) -> list[dict]:
                 val = m and m["value"]
                 ok = m is not None and abs(val - ref["value"]) <= ref["band"] + 1e-12
                 rows.append(_row(kind, k, ref["value"], val, f"± {ref['band']:.3g}", ok))
-            elif kind == "gain":
+            elif kind in ("gain", "margin"):
                 val = m and m["value"]
                 ok = m is not None and val >= ref["floor"] - 1e-12
                 rows.append(_row(kind, k, ref["value"], val, f">= {ref['floor']:.3g}", ok))
@@ -289,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
                 ref["speedup_runs_dir"] = str(args.speedup_runs)
             args.reference.parent.mkdir(parents=True, exist_ok=True)
             args.reference.write_text(json.dumps(ref, indent=2) + "\n")
-            counts = {k: len(ref[k]) for k in ("speedup", "accuracy", "gain", "selection", "signal")}
+            counts = {k: len(ref[k]) for k in ("speedup", "accuracy", "gain", "margin", "selection", "signal")}
             print(f"wrote {args.reference}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
                   + " checks, and a rule check for every run")
             return 0

@@ -327,6 +327,37 @@ def test_check_gain_floor_fails_a_grpo_that_learns_nothing(runs, tmp_path):
     assert res.returncode == 2 and "gain floor" in res.stderr and not (tmp_path / "flat.json").exists()
 
 
+def test_check_margin_floor_fails_when_the_positive_control_stops_beating_random(tmp_path):
+    root = tmp_path / "runs"
+    finals = {0: (0.60, 0.50), 1: (0.63, 0.51), 2: (0.60, 0.52)}  # (oracle, random) per seed
+    for seed, (oracle, rand) in finals.items():
+        for selector, variant, final in (("multisample", "multisample-band", oracle), ("ufo", "random", rand)):
+            d = write_run(root, selector, seed, final=final)
+            meta = json.loads((d / "meta.json").read_text())
+            (d / "meta.json").write_text(json.dumps({**meta, "variant": variant}))
+    ref = tmp_path / "ref.json"
+    assert _check("--runs", str(root), "--reference", str(ref), "--write-reference").returncode == 0
+    (margin,) = json.loads(ref.read_text())["margin"]
+    diffs = [0.10, 0.12, 0.08]
+    assert margin["value"] == pytest.approx(0.10) and margin["n_seeds"] == 3
+    assert margin["floor"] == pytest.approx(0.10 - 2 * np.std(diffs, ddof=1) * np.sqrt(1 + 1 / 3))
+    res = _check("--runs", str(root), "--reference", str(ref))
+    assert res.returncode == 0 and "exp/multisample-band - random test final" in res.stdout
+
+    for d in root.glob("exp/multisample-seed*"):  # the oracle no better than random
+        seed = int(d.name[-1])
+        ev = json.loads((d / "eval.json").read_text())
+        ev["final"]["test"]["accuracy"] = finals[seed][1]
+        (d / "eval.json").write_text(json.dumps(ev))
+    res = _check("--runs", str(root), "--reference", str(ref))
+    assert res.returncode == 1
+    fails = [line.split()[0] for line in res.stdout.splitlines() if line.rstrip().endswith("FAIL")]
+    assert "margin" in fails
+    # and such runs cannot become a reference
+    res = _check("--runs", str(root), "--reference", str(tmp_path / "flat.json"), "--write-reference")
+    assert res.returncode == 2 and "margin floor" in res.stderr and not (tmp_path / "flat.json").exists()
+
+
 def _rescore(run_dir: Path, signal: np.ndarray, seed: int) -> None:
     """Give a run a new signal and the Top-Mid selection that goes with it."""
     sc = pd.read_parquet(run_dir / "scores.parquet")

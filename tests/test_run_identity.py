@@ -242,11 +242,11 @@ def test_options_added_later_keep_the_identity_of_older_folders_at_their_default
     from ufo_rl.identity import ADDED_KEYS, identity_fields
 
     base = RunConfig()
-    fields = identity_fields(base)
+    old = replace(base, model=replace(base.model, tiny=TinyConfig(slip_levels=None)))
+    fields = identity_fields(old)
     assert not set(ADDED_KEYS) & set(fields), "an option at its old behaviour must not enter the identity"
-    skill = replace(base, model=replace(base.model, tiny=TinyConfig(slip_levels=[2])))
-    assert identity_fields(skill)["model.tiny.slip_levels"] == [2]
-    assert run_identity(skill) != run_identity(base)
+    assert identity_fields(base)["model.tiny.slip_levels"] == [2]  # the default, the skill world
+    assert run_identity(base) != run_identity(old)
 
 
 def test_the_launchs_world_size_is_part_of_the_identity(monkeypatch):

@@ -5,18 +5,19 @@ tokenizer with a chat template), so every later stage loads it with ``from_pretr
 like a hub model. The recipe, its seed and the measured greedy accuracy per difficulty level are
 written beside the weights in ``ufo_rl_recipe.json``.
 
-Design choices (measured; the README states the numbers):
+Design choices (measured; the README states the numbers, "The embedded world"):
 - a character-level tokenizer over printable ASCII: every text encodes, answer tags are ordinary
   characters (special tokens would be stripped at decode and the reward would never match);
 - supervised warm start on the worked solutions of the warm-start split, loss on the completion
-  only, so the model can do the easy levels and fails on the hard ones: the spread that data
-  selection needs;
-- half of the warm-start solutions carry a slip (``slip_frac``): correct steps, but the answer tag
-  repeats the value before the last step. Without it, GRPO on this model did not beat noise in
-  CPU-minutes (the model's errors were arithmetic it would have to relearn from one bit per
-  sample); with it, the model has a habit that a verifiable reward can remove, as RL does for
-  real models trained on imperfect demonstrations. Measured on the default: 60 GRPO steps on the
-  full pool raise held-out greedy accuracy from 0.16 to 0.27 (mean of 3 seeds, README).
+  only, long enough (3,000 steps) that the model masters what it was shown cleanly and fails on
+  what it was never shown: prompts it always solves beside prompts it never solves;
+- half of the level-2 warm-start solutions carry a slip (``slip_frac``, ``slip_levels``): correct
+  steps, but the answer tag repeats the value before the last step. The model learns both endings,
+  so level-2 prompts pass about half of their samples: the middle zone, where a verifiable reward
+  can remove the habit, as RL does for real models trained on imperfect demonstrations. Only
+  those prompts carry it, so which prompts GRPO trains on decides what it learns. Without any
+  slip, GRPO on this model did not beat noise in CPU-minutes (its errors were arithmetic it would
+  have to relearn from one bit per sample).
 """
 
 from __future__ import annotations
