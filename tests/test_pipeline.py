@@ -141,10 +141,13 @@ def test_whole_job_trains_evaluates_and_accounts_time(tmp_path, micro_model):
     meta = Job(cfg).run()
     out = Path(cfg.run_dir)
     ev = json.loads((out / "eval.json").read_text())
-    for phase in ("before", "final", "best"):
+    for phase in ("before", "final"):
         m = ev[phase]["embedded"]
         assert m["n"] == 12 and 0 <= m["accuracy"] <= 1 and 0 <= m["avg_at_k"] <= 1 and m["k"] == 2
+    # the best checkpoint and the learning curve are greedy accuracy only: no avg@k sampled there
+    assert 0 <= ev["best"]["embedded"]["accuracy"] <= 1 and "avg_at_k" not in ev["best"]["embedded"]
     assert [c["step"] for c in ev["curve"]] == [1, 2] and ev["final_step"] == 2
+    assert all("embedded/accuracy" in c and "embedded/avg_at_k" not in c for c in ev["curve"])
     rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     assert {"reward_mean", "reward_std", "zero_adv_frac", "loss", "learning_rate", "wall_seconds"} <= set(rows[0])

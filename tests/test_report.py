@@ -450,3 +450,17 @@ def test_check_records_the_selections_of_the_seeds_ci_runs(runs, tmp_path):
         shutil.rmtree(runs / "exp" / f"{variant}-seed1")
     res = _check("--runs", str(runs), "--reference", str(ref))
     assert res.returncode == 0, res.stdout
+
+
+def test_training_seconds_leave_out_the_periodic_evaluations(tmp_path):
+    from ufo_rl.report.runs import runs_frame
+
+    d = write_run(tmp_path / "runs", "ufo", 0)  # training_seconds 100, scoring 2
+    ev = json.loads((d / "eval.json").read_text())
+    ev["curve"] = [{"step": 5, "test/accuracy": 0.5, "test/n": 100, "test/seconds": 7.0},
+                   {"step": 10, "test/accuracy": 0.6, "test/n": 100, "test/seconds": 8.0}]
+    (d / "eval.json").write_text(json.dumps(ev))
+    row = runs_frame(load_runs(tmp_path / "runs")).iloc[0]
+    assert row["periodic_eval_seconds"] == pytest.approx(15.0)
+    assert row["training_seconds"] == pytest.approx(85.0) and row["end_to_end_seconds"] == pytest.approx(87.0)
+    assert row["total_seconds"] == pytest.approx(107.0)  # the job's whole wall clock is left alone

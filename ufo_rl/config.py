@@ -191,7 +191,8 @@ class TrainerConfig:
     # add a format reward (1 when the completion ends with a closed <answer> tag)
     format_reward: bool = False
     format_reward_weight: float = 0.1
-    # periodic held-out evaluation every N steps (0: only before and after)
+    # periodic held-out evaluation every N steps (0: only before and after): greedy accuracy only,
+    # the learning curve; avg@k (eval.k) is sampled before and after training
     eval_every: int = 0
     save_steps: int = 50
     logging_steps: int = 1

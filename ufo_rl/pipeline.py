@@ -190,10 +190,11 @@ class Job:
     def benchmarks(self) -> dict[str, list[Problem]]:
         return {name: load_dataset(ds) for name, ds in self.cfg.eval.benchmarks.items()}
 
-    def evaluate(self, model, tok, benches, phase: str) -> dict:
+    def evaluate(self, model, tok, benches, phase: str, greedy_only: bool = False) -> dict:
         from ufo_rl.evaluate import evaluate
 
-        metrics, records = evaluate(model, tok, benches, self.cfg.eval, self.cfg.model, self.cfg.seed,
+        eval_cfg = replace(self.cfg.eval, k=0) if greedy_only else self.cfg.eval
+        metrics, records = evaluate(model, tok, benches, eval_cfg, self.cfg.model, self.cfg.seed,
                                     self.cfg.progress)
         for name, recs in records.items():
             write_jsonl(self.dir / "eval_samples" / f"{phase}-{name}.jsonl", recs)
@@ -227,7 +228,8 @@ class Job:
         def eval_fn(model, step: int) -> dict:
             if not dist.is_main_process():
                 return {}
-            return self.evaluate(model, self._tok(), benches, f"step{step}")
+            # the learning curve is greedy accuracy: avg@k samples only before and after training
+            return self.evaluate(model, self._tok(), benches, f"step{step}", greedy_only=True)
 
         result = train_grpo(self.model_identity()[0], subset, cfg.trainer, cfg.model,
                             self.dir, cfg.seed, eval_fn=eval_fn if cfg.trainer.eval_every else None,
@@ -412,11 +414,17 @@ def _is_temp(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
+SAMPLED_KEYS = ("avg_at_k", "k", "temperature", "per_level_avg_at_k")
+
+
 def _best(final: dict, final_step: int, best: dict) -> tuple[int, dict]:
     """(step, metrics) of the better of the final checkpoint and the best periodic evaluation,
-    judged by the first benchmark's greedy accuracy."""
+    judged by the first benchmark's greedy accuracy. Greedy metrics only: periodic evaluations
+    sample no avg@k, so a best that is sometimes final and sometimes periodic would mix them."""
+    step, metrics = final_step, final
     if final and best:
         first = next(iter(final))
         if best["metrics"][first]["accuracy"] > final[first]["accuracy"]:
-            return best["step"], best["metrics"]
-    return final_step, final
+            step, metrics = best["step"], best["metrics"]
+    return step, {b: {k: v for k, v in m.items() if k not in SAMPLED_KEYS} if isinstance(m, dict) else m
+                  for b, m in (metrics or {}).items()}

@@ -204,12 +204,26 @@ def training_seconds_at(r: Run, steps) -> np.ndarray:
 
 # ---- frames ------------------------------------------------------------------------------------
 
+def _minus(value, seconds: float):
+    return value - seconds if isinstance(value, (int, float)) else value
+
+
+def periodic_eval_seconds(r: Run) -> float:
+    """Seconds the periodic held-out evaluations took inside training (``<bench>/seconds`` of the
+    ``curve`` in ``eval.json``; 0 without ``trainer.eval_every``)."""
+    return float(sum(v for c in r.eval.get("curve") or [] for k, v in c.items()
+                     if k.endswith("/seconds") and isinstance(v, (int, float))))
+
+
 def runs_frame(runs: list[Run]) -> pd.DataFrame:
     """One row per run: identity, selection, scoring cost, timing, and eval metrics as
-    ``<phase>/<benchmark>/<metric>`` columns."""
+    ``<phase>/<benchmark>/<metric>`` columns. ``training_seconds`` and ``end_to_end_seconds``
+    leave out the periodic evaluations (``periodic_eval_seconds``), so runs with and without
+    ``trainer.eval_every`` compare; ``total_seconds`` is the job's whole wall clock."""
     rows = []
     for r in runs:
         sc, tm, train = r.scoring, r.timing, r.meta.get("train") or {}
+        periodic = periodic_eval_seconds(r)
         row = {
             "run": str(r.path), "experiment": r.meta.get("experiment"), "variant": r.variant,
             "selector": r.selector, "rule": r.rule, "signal": r.signal, "seed": r.meta.get("seed"),
@@ -226,10 +240,11 @@ def runs_frame(runs: list[Run]) -> pd.DataFrame:
             "generated_tokens": sc.get("generated_tokens"),
             "tokens_per_second": sc.get("tokens_per_second"), "device": sc.get("device"),
             "device_name": sc.get("device_name"),
-            "training_seconds": tm.get("training_seconds"), "steps": train.get("steps"),
+            "training_seconds": _minus(tm.get("training_seconds"), periodic), "steps": train.get("steps"),
+            "periodic_eval_seconds": periodic,
             "eval_seconds": sum(v for k, v in tm.items() if k.startswith("eval_") and k.endswith("_seconds")
                                 and isinstance(v, (int, float))) or None,
-            "end_to_end_seconds": tm.get("end_to_end_seconds"),
+            "end_to_end_seconds": _minus(tm.get("end_to_end_seconds"), periodic),
             "total_seconds": tm.get("total_seconds"),
             "selection_hash": selection_hash(r.scores),
         }
