@@ -56,7 +56,7 @@ SCHEMA = 4  # 3: gain checks; 4: the positive-control margin
 DEFAULT_REFERENCE = Path("results/reference/ci_reference.json")
 DEFAULTS = {"speedup_floor_fraction": 0.4, "accuracy_sigmas": 3.0, "accuracy_min_band": 0.02, "accuracy_ci_seeds": 1,
             "selection_min_overlap": 0.9, "signal_max_mad": 0.01, "gain_sigmas": 3.0, "pooled_gain_sigmas": 2.0,
-            "margin_sigmas": 2.0}
+            "margin_sigmas": 3.0}
 POOLED = "all"  # the variant name of the gain pooled over every run of an experiment
 POSITIVE, NEGATIVE = "multisample-band", "random"  # the positive control and what it must beat
 
