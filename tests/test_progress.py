@@ -199,11 +199,11 @@ def test_sweep_size_counts_what_the_basic_sweeper_expands():
     register_configs()
     with initialize_config_dir(str(PROJECT_ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["experiment=ci_smoke"], return_hydra_config=True)
-    assert sweep_size(cfg) == 3  # selector: ufo,multisample,random (the experiment's sweeper.params)
+    assert sweep_size(cfg) == 4  # selector: ufo,multisample,random,oracle (the experiment's sweeper.params)
     # the command line of `-m experiment=ci_smoke seed=0,1` (compose itself refuses a sweep)
     OmegaConf.set_readonly(cfg, False)
     cfg.hydra.overrides.task = ["experiment=ci_smoke", "seed=0,1"]
-    assert sweep_size(cfg) == 3 * 2
+    assert sweep_size(cfg) == 4 * 2
     cfg.hydra.overrides.task = ["selector=ufo,random", "seed=0,1,2"]  # the command line wins for selector
     assert sweep_size(cfg) == 2 * 3
     cfg.hydra.sweeper._target_ = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"

@@ -35,16 +35,16 @@ def test_tables_state_the_numbers_of_the_files(tables):
     acc = {(r["variant"], r["phase"]): r for r in
            csv.DictReader((RT.REFERENCE / "tables" / "accuracy.csv").read_text().splitlines())}
     full_before = acc[("full", "before")]
-    assert round(float(full_before["avg_at_k_mean"]), 3) == 0.090  # three seeds' samples
-    assert round(float(full_before["avg_at_k_std"]), 3) == 0.004
+    assert round(float(full_before["avg_at_k_mean"]), 3) == 0.432  # three seeds' samples
+    assert round(float(full_before["avg_at_k_std"]), 3) == 0.001
     rows = {line.split(" | ")[0].lstrip("| "): line for line in tables["accuracy"].splitlines()[2:]}
-    assert "(0.090 ± 0.004)" in rows["full (2,000 prompts)"]
-    assert "+0.085 ± 0.005" in rows["full (2,000 prompts)"]
-    assert rows["ufo (Top-Mid, 10%)"].split(" | ")[2] == "0.217 ± 0.003 (0.147 ± 0.003)"
-    cost = {r["method"]: r for r in
+    assert "(0.432 ± 0.001)" in rows["full (2,000 prompts)"]
+    assert "+0.050 ± 0.007" in rows["full (2,000 prompts)"]
+    assert rows["ufo (Top-Mid, 10%)"].split(" | ")[2] == "0.481 ± 0.005 (0.441 ± 0.002)"
+    cost = {(r["method"], r["target"]): r for r in
             csv.DictReader((RT.REFERENCE / "tables" / "scoring_cost.csv").read_text().splitlines())}
-    assert f"{float(cost['ufo']['speedup']):.1f}" == "31.1"
-    assert "**31.1x**" in tables["scoring_cost"] and "643,016 (4,198 tok/s)" in tables["scoring_cost"]
+    assert f"{float(cost['ufo', 'answer']['speedup']):.1f}" == "20.1"
+    assert "**20.1x**" in tables["scoring_cost"] and "648,046 (4,119 tok/s)" in tables["scoring_cost"]
 
 
 def test_fixed_decimals_round_half_up():
@@ -57,15 +57,15 @@ def test_fixed_decimals_round_half_up():
 def test_a_changed_number_is_caught_and_rewritten(tmp_path, capsys):
     text = README.read_text()
     block = RT.blocks(text)["accuracy"]
-    assert block.count("0.217 ± 0.003 (0.147 ± 0.003)") == 1
+    assert block.count("0.481 ± 0.005 (0.441 ± 0.002)") == 1
     drifted = tmp_path / "README.md"
-    drifted_text = text.replace(block, block.replace("0.217 ± 0.003 (0.147", "0.218 ± 0.003 (0.147"))
+    drifted_text = text.replace(block, block.replace("0.481 ± 0.005 (0.441", "0.482 ± 0.005 (0.441"))
     drifted.write_text(drifted_text)
 
     assert RT.main(["--readme", str(drifted), "--check"]) == 1
     out = capsys.readouterr().out
-    assert "-| ufo (Top-Mid, 10%) | 0.126 ± 0.000 (0.090 ± 0.004) | 0.218 ± 0.003 (0.147" in out
-    assert "+| ufo (Top-Mid, 10%) | 0.126 ± 0.000 (0.090 ± 0.004) | 0.217 ± 0.003 (0.147" in out
+    assert "-| ufo (Top-Mid, 10%) | 0.458 ± 0.000 (0.432 ± 0.001) | 0.482 ± 0.005 (0.441" in out
+    assert "+| ufo (Top-Mid, 10%) | 0.458 ± 0.000 (0.432 ± 0.001) | 0.481 ± 0.005 (0.441" in out
     assert drifted.read_text() == drifted_text  # --check writes nothing
 
     assert RT.main(["--readme", str(drifted)]) == 0  # rewrite
@@ -75,11 +75,11 @@ def test_a_changed_number_is_caught_and_rewritten(tmp_path, capsys):
 
 def test_check_exit_status_as_a_process(tmp_path):
     drifted = tmp_path / "README.md"
-    drifted.write_text(README.read_text().replace("| 159 ± 1 |", "| 190 ± 1 |"))
+    drifted.write_text(README.read_text().replace("| 159 ± 8 |", "| 190 ± 8 |"))
     res = subprocess.run([sys.executable, str(ROOT / "bench" / "readme_tables.py"), "--check",
                           "--readme", str(drifted)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 1, res.stdout + res.stderr
-    assert "190 ± 1" in res.stdout and "159 ± 1" in res.stdout
+    assert "190 ± 8" in res.stdout and "159 ± 8" in res.stdout
 
 
 def test_a_changed_source_file_changes_the_table(tmp_path):
@@ -88,8 +88,8 @@ def test_a_changed_source_file_changes_the_table(tmp_path):
     shutil.copytree(RT.REFERENCE / "runs", ref / "runs",
                     ignore=shutil.ignore_patterns("eval_samples", "*.parquet", "samples.jsonl", "subset*"))
     path = ref / "tables" / "accuracy.csv"
-    path.write_text(path.read_text().replace(",0.21666666666666667,", ",0.301,"))
-    assert "| 0.301 ± 0.003 (0.147 ± 0.003) | +0.091 ± 0.003 |" in RT.accuracy_table(ref)
+    path.write_text(path.read_text().replace(",0.48066666666666663,", ",0.301,"))
+    assert "| 0.301 ± 0.005 (0.441 ± 0.002) | +0.023 ± 0.005 |" in RT.accuracy_table(ref)
     assert RT.main(["--readme", str(README), "--reference", str(ref), "--check"]) == 1
 
 
