@@ -187,9 +187,8 @@ def training_seconds_at(r: Run, steps) -> np.ndarray:
         return np.full(len(steps), np.nan)
     eval_steps, eval_secs = [], []
     for c in r.eval.get("curve") or []:
-        secs = sum(v for k, v in c.items() if k.endswith("/seconds") and isinstance(v, (int, float)))
         eval_steps.append(c.get("step", 0))
-        eval_secs.append(secs)
+        eval_secs.append(_eval_seconds(c))
     order = np.argsort(eval_steps)
     e_steps, e_cum = np.asarray(eval_steps, float)[order], np.cumsum(np.asarray(eval_secs, float)[order])
     logged, wall = log["step"].to_numpy(float), log["wall_seconds"].to_numpy(float)
@@ -208,11 +207,15 @@ def _minus(value, seconds: float):
     return value - seconds if isinstance(value, (int, float)) else value
 
 
+def _eval_seconds(point: dict) -> float:
+    """Seconds of one periodic evaluation: its ``<bench>/seconds`` in the ``curve``, summed."""
+    return float(sum(v for k, v in point.items() if k.endswith("/seconds") and isinstance(v, (int, float))))
+
+
 def periodic_eval_seconds(r: Run) -> float:
-    """Seconds the periodic held-out evaluations took inside training (``<bench>/seconds`` of the
-    ``curve`` in ``eval.json``; 0 without ``trainer.eval_every``)."""
-    return float(sum(v for c in r.eval.get("curve") or [] for k, v in c.items()
-                     if k.endswith("/seconds") and isinstance(v, (int, float))))
+    """Seconds the periodic held-out evaluations took inside training (the ``curve`` in
+    ``eval.json``; 0 without ``trainer.eval_every``)."""
+    return sum(_eval_seconds(c) for c in r.eval.get("curve") or [])
 
 
 def runs_frame(runs: list[Run]) -> pd.DataFrame:
