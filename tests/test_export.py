@@ -16,12 +16,14 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 from datasets import load_dataset
 from helpers import load_bench_script
+from omegaconf import OmegaConf
 
-from ufo_rl.export import OPEN_R1_DIR, TRL_FILE, VERL_FILE, export_subset
+from ufo_rl.export import OPEN_R1_DIR, TRL_FILE, VERL_FILE, export_subset, verl_data_source
 from ufo_rl.problems import Problem
 from ufo_rl.rewards import correctness_reward
 
@@ -133,7 +135,7 @@ def test_verl_parquet_has_verls_columns_and_compute_score_reads_ground_truth(run
 
     ds = load_dataset("parquet", data_files=str(run / VERL_FILE))["train"]
     assert set(ds.column_names) == {"data_source", "prompt", "ability", "reward_model", "extra_info"}
-    assert ds["data_source"] == ["gsm8k", "math500", "embedded-arith"]  # the datasets' own names
+    assert ds["data_source"] == ["ufo_rl/gsm8k", "ufo_rl/math500", "ufo_rl/embedded-arith"]
     assert ds[1]["prompt"][-1] == {"role": "user", "content": PROBLEMS[1].question}
     assert ds[1]["reward_model"] == {"style": "rule", "ground_truth": "\\frac{1}{2}"}
     assert [r["extra_info"]["index"] for r in ds] == [0, 1, 2] and ds[2]["extra_info"]["id"] == "a1"
@@ -174,3 +176,69 @@ def test_verl_reads_the_parquet_and_the_reward_with_its_own_classes(run, tmp_pat
     given = dict(data_source=item["data_source"], ground_truth=item["reward_model"]["ground_truth"],
                  extra_info=item["extra_info"])
     assert score(solution_str=r1("1234"), **given) == 1.0 and score(solution_str=r1(WRONG), **given) == 0.0
+
+
+# ---- verl's default dispatch on data_source -------------------------------------------------
+# verl's default_compute_score (verl/utils/reward_score/__init__.py of volcengine/verl, read at
+# commit b178a3cd56f58b2d502255daba591e92833930a7, 2026-01-29) picks its scorer from data_source
+# alone, branch by branch, in this order; any other name raises NotImplementedError.
+VERL_EXACT = {
+    "gsm8k": {"openai/gsm8k"},
+    "math_reward": {"lighteval/MATH", "DigitalLearningGmbH/MATH-lighteval", "HuggingFaceH4/MATH-500"},
+    "math_dapo": {"math_dapo", "math", "math_dapo_reasoning"},
+    "prime_math": {"numina_aops_forum", "numina_synthetic_math", "numina_amc_aime", "numina_synthetic_amc",
+                   "numina_cn_k12", "numina_olympiads"},
+    "sandbox_fusion/prime_code": {"codecontests", "apps", "codeforces", "taco"},
+    "geo3k": {"hiyouga/geometry3k"},
+    "search_r1_like_qa_em": {"searchR1_nq", "searchR1_triviaqa", "searchR1_popqa", "searchR1_hotpotqa",
+                             "searchR1_2wikimultihopqa", "searchR1_musique", "searchR1_bamboogle"},
+}
+VERL_PREFIX = {"math_dapo": "aime"}  # `or data_source.startswith("aime")`, in the math_dapo branch
+
+
+def verl_default_scorer(data_source: str) -> str | None:
+    """The scorer verl's default_compute_score would use for ``data_source``; None: it raises."""
+    for scorer, names in VERL_EXACT.items():
+        if data_source in names or (scorer in VERL_PREFIX and data_source.startswith(VERL_PREFIX[scorer])):
+            return scorer
+    return None
+
+
+CONF_DATASETS = Path(__file__).resolve().parents[1] / "conf" / "dataset"
+
+
+def exported_names() -> list[str]:
+    """Every dataset name the export may see: each config of conf/dataset/ (its name, and its hub
+    path), the embedded world's source, and names that verl itself knows."""
+    names = {"embedded-arith", "math", "aime24", "aime", "AIME24", "gsm8k", "openai/gsm8k", "lighteval/MATH",
+             "math_dapo", "HuggingFaceH4/MATH-500", "numina_olympiads", "hiyouga/geometry3k", "searchR1_nq", ""}
+    for path in sorted(CONF_DATASETS.glob("*.yaml")):
+        cfg = OmegaConf.to_container(OmegaConf.load(path))
+        names.add(cfg.get("name", path.stem))
+        if cfg.get("path"):
+            names.add(cfg["path"])
+    return sorted(names)
+
+
+def test_the_dispatch_rules_catch_bare_names():
+    """The encoded rules do what verl does to the bare names: the reason for the prefix."""
+    assert verl_default_scorer("aime24") == "math_dapo" and verl_default_scorer("math") == "math_dapo"
+    assert verl_default_scorer("openai/gsm8k") == "gsm8k" and verl_default_scorer("lighteval/MATH") == "math_reward"
+    assert verl_default_scorer("HuggingFaceH4/MATH-500") == "math_reward"
+    assert verl_default_scorer("gsm8k") is None and verl_default_scorer("math500") is None
+
+
+@pytest.mark.parametrize("name", exported_names())
+def test_no_exported_data_source_is_matched_by_verls_default_scorer(name, tmp_path):
+    export_subset([Problem("x", "1+1=?", "2", source=name)], tmp_path)
+    data_source = load_dataset("parquet", data_files=str(tmp_path / VERL_FILE))["train"]["data_source"][0]
+    assert data_source == verl_data_source(name) and data_source.startswith("ufo_rl/")
+    assert verl_default_scorer(data_source) is None, (name, data_source)
+
+
+def test_verls_own_default_scorer_refuses_the_exported_data_sources():
+    """Where verl imports: its own function raises for every exported name (no silent scorer)."""
+    reward_score = pytest.importorskip("verl.utils.reward_score")
+    for name in exported_names():
+        with pytest.raises(NotImplementedError):
+            reward_score.default_compute_score(verl_data_source(name), r1("2"), "2")

@@ -14,10 +14,29 @@ Sec. 3); these files let the subset be trained with TRL, open-r1 or verl as they
   ``train`` split is ``train.jsonl``) but not a single file, and the run folder holds other
   ``*.jsonl``. open-r1 builds the chat from the text column ``dataset_prompt_column`` plus its own
   ``system_prompt``, so it is pointed at ``problem``.
-- ``subset_verl.parquet`` (verl's ``RLHFDataset``): ``data_source`` (the dataset's own name),
-  ``prompt`` (chat messages), ``ability``, ``reward_model`` (``{"style": "rule", "ground_truth":
-  answer}``), ``extra_info`` (``id``, ``index``, ``difficulty``). verl's default scorer knows only
-  a fixed list of data sources and answer formats; :mod:`ufo_rl.verl_reward` is the reward to use.
+- ``subset_verl.parquet`` (verl's ``RLHFDataset``): ``data_source`` (``ufo_rl/<dataset name>``,
+  e.g. ``ufo_rl/gsm8k``, see below), ``prompt`` (chat messages), ``ability``, ``reward_model``
+  (``{"style": "rule", "ground_truth": answer}``), ``extra_info`` (``id``, ``index``,
+  ``difficulty``).
+
+verl's data source: verl's default scorer (``default_compute_score`` in
+``verl/utils/reward_score/__init__.py``) picks a scorer from ``data_source`` alone: exact names
+(``openai/gsm8k``; ``lighteval/MATH`` and two other MATH sets; ``math``, ``math_dapo``; the
+numina, code, geometry3k and searchR1 names) and one prefix, any name that starts with ``aime``.
+A bare dataset name would be taken by it silently: ``aime24`` would be scored by its DAPO scorer,
+``math`` too, each reading an answer format the completions of this project (the R1 format,
+``<answer>...</answer>``, arXiv 2505.12457) do not use. So the export writes
+``data_source = "ufo_rl/" + name`` (:data:`DATA_SOURCE_PREFIX`), which matches none of verl's
+names nor its ``aime`` prefix: verl's default scorer raises ``NotImplementedError`` for it instead
+of paying a wrong reward, and the rows are scored by :func:`ufo_rl.verl_reward.compute_score`,
+given to verl as its custom reward (the settings are in :mod:`ufo_rl.verl_reward`'s docstring)::
+
+    data.train_files=<run>/subset_verl.parquet
+    reward.custom_reward_function.path=pkg://ufo_rl.verl_reward
+    reward.custom_reward_function.name=compute_score
+
+verl also groups its validation metrics by ``data_source`` (``val-core/ufo_rl/gsm8k/...``).
+tests/test_export.py encodes verl's dispatch rules and checks every dataset of ``conf/dataset/``.
 """
 
 from __future__ import annotations
@@ -34,6 +53,8 @@ from ufo_rl.problems import Problem
 TRL_FILE = "subset.jsonl"
 OPEN_R1_DIR = "subset_open_r1"
 VERL_FILE = "subset_verl.parquet"
+# prefixed to a dataset's name in verl's data_source, so that verl's default scorer matches none
+DATA_SOURCE_PREFIX = "ufo_rl/"
 
 
 def messages(question: str, system_prompt: str | None) -> list[dict]:
@@ -63,9 +84,18 @@ def trl_row(p: Problem, system_prompt: str | None) -> dict:
             "difficulty": p.difficulty, "source": p.source}
 
 
+def verl_data_source(source: str) -> str:
+    """verl's ``data_source`` of a dataset: its name behind :data:`DATA_SOURCE_PREFIX`.
+
+    >>> verl_data_source("aime24"), verl_data_source("openai/gsm8k"), verl_data_source("")
+    ('ufo_rl/aime24', 'ufo_rl/openai/gsm8k', 'ufo_rl/unnamed')
+    """
+    return DATA_SOURCE_PREFIX + (source or "unnamed")
+
+
 def verl_row(p: Problem, index: int, system_prompt: str | None) -> dict:
     """One row of ``subset_verl.parquet``."""
-    return {"data_source": p.source, "prompt": messages(p.question, system_prompt), "ability": "math",
+    return {"data_source": verl_data_source(p.source), "prompt": messages(p.question, system_prompt), "ability": "math",
             "reward_model": {"style": "rule", "ground_truth": p.answer},
             "extra_info": {"id": p.id, "index": index, "difficulty": p.difficulty}}
 

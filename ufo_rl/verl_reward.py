@@ -4,9 +4,11 @@ verl's default scorer (``default_compute_score`` in ``verl/utils/reward_score/__
 picks a scorer by ``data_source`` from a fixed list and raises ``NotImplementedError`` for any
 other name; its GSM8K scorer (``data_source="openai/gsm8k"``) reads only ``#### <number>`` and its
 MATH scorers read ``\\boxed{}``. The completions this project trains (the R1 format of the paper,
-arXiv 2505.12457) put the answer in ``<answer>...</answer>``, so the export keeps the dataset's own
-name as ``data_source`` and verl is given this module's :func:`compute_score` instead, through its
-custom reward hook (``verl/trainer/ppo/reward.py``, ``get_custom_reward_fn``)::
+arXiv 2505.12457) put the answer in ``<answer>...</answer>``, so the export writes
+``data_source = "ufo_rl/<dataset name>"`` (``ufo_rl/export.py``), a name verl's default scorer
+cannot take for one of its own (it raises instead of scoring with the wrong reader), and verl is
+given this module's :func:`compute_score` instead, through its custom reward hook
+(``verl/trainer/ppo/reward.py``, ``get_custom_reward_fn``)::
 
     data.train_files=<run>/subset_verl.parquet
     reward.custom_reward_function.path=pkg://ufo_rl.verl_reward
@@ -31,11 +33,14 @@ def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_
 
     The same check as the project's own GRPO reward (:func:`ufo_rl.rewards.correctness_reward`,
     strict by default: the response must stop at ``</answer>``). verl calls it with keywords, plus
-    any ``reward_kwargs`` of its config; ``data_source`` and ``extra_info`` are not needed.
+    any ``reward_kwargs`` of its config. It does not dispatch on ``data_source`` (every dataset
+    of the export, ``ufo_rl/<name>``, is checked alike) and does not read ``extra_info``.
 
-    >>> compute_score("gsm8k", "<think>3*6=18</think>\\n<answer>18</answer>", "18")
+    >>> compute_score("ufo_rl/gsm8k", "<think>3*6=18</think>\\n<answer>18</answer>", "18")
     1.0
-    >>> compute_score("gsm8k", "<answer>17</answer>", "18"), compute_score("gsm8k", "<answer>18</answer> more", "18")
-    (0.0, 0.0)
+    >>> compute_score("ufo_rl/aime24", "<answer>17</answer>", "18")
+    0.0
+    >>> compute_score("ufo_rl/gsm8k", "<answer>18</answer> more", "18")
+    0.0
     """
     return correctness_reward([solution_str], [str(ground_truth)], strict=strict)[0]
