@@ -23,6 +23,7 @@ and rank 0 alone writes the logs, the evaluation curve and the final tokenizer.
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -148,6 +149,24 @@ def _plain_text_sampling(trainer, images, multimodal_fields) -> bool:
             and getattr(t, "repetition_penalty", 1.0) == 1.0 and getattr(t, "temperature", 0) > 0)
 
 
+# The leading parameters of GRPOTrainer._generate_single_turn that OwnSamplingGRPOTrainer overrides
+# (TRL 1.15 added num_generations; 1.14 and older pass three, and the override would raise a
+# TypeError on the first rollout). tests/test_install.py checks the installed TRL against it.
+TRL_GENERATE_PARAMS = ("self", "prompt_ids", "images", "multimodal_fields", "num_generations")
+
+
+def check_trl_generate_signature(trainer_cls) -> None:
+    """Stop with one line when TRL's ``_generate_single_turn`` is not the one the override expects."""
+    import trl  # as GRPOTrainer below: importing TRL takes seconds, which a scoring-only job never needs
+
+    params = tuple(inspect.signature(trainer_cls._generate_single_turn).parameters)
+    if params[: len(TRL_GENERATE_PARAMS)] != TRL_GENERATE_PARAMS:
+        raise UserError(
+            f"TRL {trl.__version__} is not supported: GRPOTrainer._generate_single_turn takes {params}, the "
+            f"project's rollout needs {TRL_GENERATE_PARAMS} (TRL >= 1.15); install the pinned versions: "
+            "pip install -c requirements.lock -e .")
+
+
 def _grpo_trainer_class():
     """TRL's ``GRPOTrainer``, sampling its completions with HFGenerator's decoding loop.
 
@@ -161,6 +180,8 @@ def _grpo_trainer_class():
     from trl import GRPOTrainer
 
     from ufo_rl.generation import HFGenerator, SamplingParams
+
+    check_trl_generate_signature(GRPOTrainer)
 
     class OwnSamplingGRPOTrainer(GRPOTrainer):
         def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs):
