@@ -241,3 +241,28 @@ class RunConfig:
     report: bool = True
     # free-form tag recorded with the results (the experiment name)
     experiment: str = "default"
+
+
+# ---- values no job can run with --------------------------------------------------------------
+# Checked when the composed config is converted (ufo_rl/hydra_conf.py: to_run_config), before a
+# job writes anything; the ranges that need the scorer registry or a loaded pool are the plan's
+# (ufo_rl/plan.py). Each returns one line saying what is wrong and what to do, or None.
+
+
+def results_dir_problem(results_dir: str | None) -> str | None:
+    """An empty ``results_dir`` would put the runs at the filesystem root (``/runs``)."""
+    if results_dir is None or not str(results_dir).strip():
+        return "results_dir is empty; set it to a folder (e.g. results_dir=results)"
+    return None
+
+
+def config_problem(cfg: RunConfig) -> str | None:
+    """The first value of ``cfg`` out of its range, as one line; None when every value is valid."""
+    problem = results_dir_problem(cfg.results_dir)
+    if problem:
+        return problem
+    threads = cfg.model.threads
+    if threads is not None and threads < 1:
+        return (f"model.threads must be >= 1, or null for torch's default, got {threads}; "
+                "set model.threads=1 (or model.threads=null)")
+    return None

@@ -1,5 +1,11 @@
 """Hydra callbacks: check the output folder before Hydra creates it; rebuild the report after;
-count a sweep's jobs for the progress lines (ufo_rl/progress.py)."""
+count a sweep's jobs for the progress lines (ufo_rl/progress.py).
+
+The report after a sweep reads the folders the sweep wrote: ``<results_dir>/runs`` (every
+experiment there, into ``<results_dir>/tables`` and ``figures``) when the sweep folder lies inside
+it, as it does by default (``conf/config.yaml``); else the sweep folder itself, whose tables and
+figures then go into that folder, so that a sweep elsewhere never replaces the report of
+``<results_dir>``."""
 
 from __future__ import annotations
 
@@ -17,13 +23,25 @@ class ReportCallback(Callback):
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         from ufo_rl.identity import note_existing
 
+        self._check_results_dir(config)
         self._check(config.hydra.run.dir)
         # Hydra creates the folder next; note which of its folders are new, so that a job failing
         # on bad input removes them also when hydra.run.dir is given (the resolver did not name it)
         note_existing(os.fspath(config.hydra.run.dir))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self._check_results_dir(config)
         self._check(config.hydra.sweep.dir)
+
+    @staticmethod
+    def _check_results_dir(config: DictConfig) -> None:
+        """An empty ``results_dir`` is refused before Hydra creates ``/runs/...`` from it."""
+        from ufo_rl.config import results_dir_problem
+
+        problem = results_dir_problem(config.get("results_dir"))
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            sys.exit(2)
 
     @staticmethod
     def _check(folder) -> None:
@@ -33,14 +51,16 @@ class ReportCallback(Callback):
             sys.exit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        self._report(config)
+        self._report(config, Path(config.hydra.sweep.dir), sweep=True)
 
     def on_run_end(self, config: DictConfig, **kwargs) -> None:
         if config.get("stage") in ("train", "all"):
-            self._report(config)
+            self._report(config, Path(config.hydra.run.dir), sweep=False)
 
     @staticmethod
-    def _report(config: DictConfig) -> None:
+    def _report(config: DictConfig, written_to: Path, sweep: bool) -> None:
+        """Rebuild the report from the runs of ``written_to`` (the sweep folder, or a single
+        run's folder), read where :func:`report_folders` says."""
         if not config.get("report", True) or config.get("stage") == "plan":
             return
         from ufo_rl import dist
@@ -50,15 +70,35 @@ class ReportCallback(Callback):
         from ufo_rl.progress import sweep_line
         from ufo_rl.report import build_report
 
+        folders = report_folders(Path(config.results_dir), written_to, sweep)
+        if folders is None:  # one run outside <results_dir>/runs: its report would not hold it
+            print(f"[ufo-rl] report: not rebuilt, {written_to} is outside {Path(config.results_dir) / 'runs'}; "
+                  f"build one with: python bench/report.py {written_to} --out <folder>")
+            return
+        runs, out = folders
         sweep_line("report")
-        results = Path(config.results_dir)
         try:
-            written = build_report(results / "runs", results)
+            written = build_report(runs, out)
         except Exception as e:  # the runs are safe on disk; say how to rebuild the report
-            print(f"[ufo-rl] report failed ({e}); rerun: python bench/report.py {results / 'runs'}",
+            print(f"[ufo-rl] report failed ({e}); rerun: python bench/report.py {runs} --out {out}",
                   file=sys.stderr)
             return
-        print(f"[ufo-rl] report: {len(written)} files in {results}/tables and {results}/figures")
+        print(f"[ufo-rl] report: {len(written)} files in {out}/tables and {out}/figures")
+
+
+def report_folders(results_dir: Path, written_to: Path, sweep: bool) -> tuple[Path, Path] | None:
+    """(runs folder the report reads, folder its tables and figures go to) for jobs written to
+    ``written_to``: ``<results_dir>/runs`` into ``results_dir`` when ``written_to`` lies inside
+    it; else, for a sweep, the sweep folder into itself; else (one run elsewhere) None."""
+    runs = results_dir / "runs"
+    if _inside(written_to, runs):
+        return runs, results_dir
+    return (written_to, written_to) if sweep else None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
+    return path == folder or folder in path.parents
 
 
 class ProgressCallback(Callback):

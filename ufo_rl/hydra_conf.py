@@ -12,7 +12,7 @@ import os
 
 from omegaconf import MISSING, OmegaConf
 
-from ufo_rl.config import RunConfig
+from ufo_rl.config import RunConfig, config_problem
 from ufo_rl.identity import job_name, note_existing
 
 
@@ -46,7 +46,8 @@ def register_configs(conf_dir=None) -> None:
 
 
 def to_run_config(cfg) -> RunConfig:
-    """Convert a composed DictConfig once; raises UserError on unknown, missing or mistyped values.
+    """Convert a composed DictConfig once; raises UserError on unknown, missing or mistyped values,
+    and on a value out of its range (:func:`ufo_rl.config.config_problem`).
 
     The composed config is flattened to plain containers first, so a key that Hydra let through
     with ``+key=value`` is still checked against the schema here, and a mandatory value left
@@ -59,7 +60,7 @@ def to_run_config(cfg) -> RunConfig:
 
     try:
         plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), plain))
+        rc = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RunConfig), plain))
     except MissingMandatoryValue as e:
         key = e.full_key or "a key"
         raise UserError(f"{key} is mandatory and not set; give it on the command line ({key}=...)") from e
@@ -68,6 +69,10 @@ def to_run_config(cfg) -> RunConfig:
         where = f" ({e.full_key})" if getattr(e, "full_key", None) else ""
         raise UserError(f"invalid config{where}: {msg}; check the key's name and type "
                         "(python bench/run.py --cfg job prints the config)") from e
+    problem = config_problem(rc)  # a value out of its range (ufo_rl/config.py)
+    if problem:
+        raise UserError(problem)
+    return rc
 
 
 # ---- Hydra resolvers ---------------------------------------------------------------------------

@@ -40,12 +40,29 @@ def local_path(cfg: DatasetConfig) -> Path:
             f"{cfg.name}: {path} is a folder, not a file{holds}; set dataset.path to a "
             f".{cfg.kind} file"
         )
+    if path.exists() and not path.is_file():
+        raise UserError(
+            f"{cfg.name}: {path} is not a regular file (it is {_file_kind(path)}); set dataset.path "
+            f"to a .{cfg.kind} file"
+        )
     if not path.is_file():
         raise UserError(
             f"{cfg.name}: file not found: {cfg.path} (resolved to {path.resolve()}); "
             f"set dataset.path to an existing .{cfg.kind} file"
         )
     return path
+
+
+def _file_kind(path: Path) -> str:
+    """What a path that exists but is neither a file nor a folder is (``/dev/null``: a device)."""
+    import stat
+
+    mode = path.stat().st_mode
+    for test, kind in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "neither a file nor a folder"
 
 
 def _sniff(head: bytes) -> str | None:
