@@ -12,6 +12,10 @@ input files of the cases) and asserts that the job:
 
 Most cases are ``stage=plan`` or fail in validation before a model is loaded; the few that need a
 model use a random micro model with ``stage=select``.
+
+Beside the battery: Ctrl-C (SIGINT) in a running job ends in the one line ``interrupted; rerun the
+same command to resume`` and exit status 130, with no finished-looking or empty run folder, and
+the rerun resumes; a sweep given ``hydra.sweep.dir`` elsewhere reports the folders it wrote.
 """
 
 from __future__ import annotations
@@ -131,6 +135,7 @@ CASES = [
     ("boolean-answer", [*JL, "dataset.path={in}/boolanswer.jsonl"], ["boolanswer.jsonl line 2", "boolean"]),
     ("every-row-skipped", [*JL, "dataset.path={in}/allbad.jsonl", "dataset.on_bad_answer=skip"], ["no rows left"]),
     ("limit-over-rows", [*JL, "dataset.path={in}/good.jsonl", "dataset.limit=10"], ["dataset.limit=10"]),
+    ("pool-is-a-device", [*JL, "dataset.path=/dev/null"], ["/dev/null is not a regular file", "character device"]),
     ("limit-zero", ["dataset.limit=0"], ["dataset.limit=0"]),
     ("unknown-kind", ["dataset.kind=csv"], ["dataset.kind 'csv'"]),
     ("unknown-answer-extraction", ["dataset.answer_extraction=regex"], ["answer_extraction 'regex'"]),
@@ -150,6 +155,13 @@ CASES = [
     ("unknown-top-level-key", ["+colour=red"], ["colour"]),
     ("wrong-type", ["trainer.max_steps=many"], ["trainer.max_steps", "'many'"]),
     ("override-syntax", ["selector.fraction=[1"], ["'[1'"]),
+    # an unquoted value with spaces, non-ASCII letters or brackets: the override, and how to quote it
+    ("override-value-with-spaces", [*JL, "dataset.path={in}/my  file (1).jsonl"],
+     ["cannot parse the override", "my  file (1).jsonl'", "quote", 'my  file (1).jsonl"\'']),
+    ("override-value-non-ascii", [*JL, "dataset.path={in}/über.jsonl"],
+     ["cannot parse the override", "unexpected character 'ü'", "quote", '/über.jsonl"\'']),
+    ("override-split-by-the-shell", [*JL, "dataset.path={in}/my", "file.jsonl"],
+     ["cannot parse the override 'file.jsonl'", "quote", '/my file.jsonl"\'']),
     ("unknown-group-option", ["model=gpt9"], ["model/gpt9"]),
     ("negative-seed", ["seed=-5"], ["seed must be >= 0, got -5"]),
     ("unknown-stage", ["stage=bogus"], ["unknown stage 'bogus'"]),
@@ -171,6 +183,8 @@ CASES = [
     ("eval-k-negative", ["eval.k=-1"], ["eval.k must be >= 0, got -1"]),
     ("unknown-dtype", ["model.dtype=float8"], ["model.dtype 'float8'"]),
     ("unknown-generation-backend", ["model.generation_backend=magic"], ["generation_backend 'magic'"]),
+    ("threads-negative", [*SELECT, "model.threads=-1"], ["model.threads must be >= 1", "got -1"]),
+    ("threads-zero", ["model.threads=0"], ["model.threads must be >= 1", "got 0"]),
     # ---- model folders
     ("hf-without-model-path", ["model=hf"], ["model.name_or_path is mandatory"]),
     ("model-folder-missing", ["model.name_or_path={tmp}/no-such-model"], ["no-such-model does not exist"]),
@@ -178,6 +192,9 @@ CASES = [
     ("model-folder-no-tokenizer", ["model.name_or_path={in}/notok"], ["notok has no tokenizer"]),
     ("model-folder-no-config", ["model.name_or_path={in}/noconfig"], ["noconfig has no config.json"]),
     # ---- output folders
+    ("results-dir-empty", [*SELECT, "results_dir="], ["results_dir is empty", "set it to a folder"]),
+    ("results-dir-empty-sweep", ["-m", *SELECT, "results_dir="], ["results_dir is empty", "set it to a folder"]),
+    ("results-dir-blank", ["results_dir=' '"], ["results_dir is empty"]),
     ("results-under-a-file", ["results_dir={tmp}/afile/x"], ["afile"]),
     ("results-under-proc", ["results_dir=/proc/ufo-rl-results"], ["/proc"]),
     ("cache-under-a-file", [*SELECT, "cache_dir={tmp}/afile/cache"], ["cache_dir", "afile"]),
@@ -210,8 +227,12 @@ def test_bad_input(tmp_path, micro_model, case, args, needles):
             a = a.replace(k, v)
         argv.append(a)
     defaults = {"stage": "plan", "results_dir": tmp_path / "res", "cache_dir": tmp_path / "cache"}
-    argv = [f"{k}={v}" for k, v in defaults.items() if not any(a.startswith(f"{k}=") for a in argv)] + argv
+    flags = [a for a in argv if a.startswith("-")]  # -m: before the overrides, where Hydra takes it
+    argv = flags + [f"{k}={v}" for k, v in defaults.items() if not any(a.startswith(f"{k}=") for a in argv)] \
+        + [a for a in argv if a not in flags]
     before = snapshot(tmp_path)
+    # an empty results_dir would have put the run under the filesystem root
+    root_runs = Path("/runs").exists()
 
     r = cli(tmp_path, *argv)
 
@@ -221,9 +242,114 @@ def test_bad_input(tmp_path, micro_model, case, args, needles):
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr[-3000:]
     for needle in needles:
         assert needle in lines[0], lines[0]
+    assert Path("/runs").exists() == root_runs, "the job wrote to /runs"
     after = snapshot(tmp_path)
     assert after == before, {
         "new": sorted(set(after) - set(before)),
         "removed": sorted(set(before) - set(after)),
         "changed": sorted(k for k in set(before) & set(after) if before[k] != after[k]),
     }
+
+
+# ---- Ctrl-C -----------------------------------------------------------------------------------
+INTERRUPTED = "interrupted; rerun the same command to resume"
+
+
+def _sigint_when(tmp: Path, args: list[str], marker, timeout: float = 180) -> tuple[int, str]:
+    """Start the job, send SIGINT (what Ctrl-C sends) the moment ``marker()`` holds; (exit status,
+    stderr). SIGINT is set back to its default in the child: a shell that runs a job in the
+    background hands it down ignored, and Python then never raises KeyboardInterrupt."""
+    import signal
+    import time
+
+    with open(tmp / "out.log", "w") as out, open(tmp / "err.log", "w") as err:
+        proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "bench" / "run.py"), *args], cwd=tmp,
+                                stdout=out, stderr=err, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    t0 = time.perf_counter()
+    try:
+        while not marker():
+            assert proc.poll() is None, f"the job ended (rc {proc.returncode}) before the marker:\n" \
+                + (tmp / "err.log").read_text()[-3000:]
+            assert time.perf_counter() - t0 < timeout, "the marker never appeared"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, (tmp / "err.log").read_text()
+
+
+def _assert_one_interrupted_line(rc: int, stderr: str) -> None:
+    assert rc == 130, f"exit {rc}\n{stderr[-3000:]}"
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert lines[-1] == INTERRUPTED and sum(INTERRUPTED in ln for ln in lines) == 1, stderr[-3000:]
+
+
+def _run_folders(results: Path) -> list[Path]:
+    return sorted((results / "runs" / "default").glob("*-seed0-*"))
+
+
+def test_ctrl_c_in_scoring_is_one_line_and_the_rerun_resumes(tmp_path, micro_model):
+    """SIGINT after the first of four score-cache chunks: one line, exit 130, no finished run; the
+    same command then resumes the scoring from the chunks kept."""
+    results, cache = tmp_path / "res", tmp_path / "cache"
+    args = [f"model.name_or_path={micro_model}", f"results_dir={results}", f"cache_dir={cache}", "progress=false",
+            "stage=select", "dataset.n_pool=2000", "dataset.n_test=10"]
+    rc, stderr = _sigint_when(tmp_path, args, lambda: any(cache.glob("ufo-*/chunk-00000.json")))
+    _assert_one_interrupted_line(rc, stderr)
+    [entry] = cache.glob("ufo-*")
+    assert not (entry / "chunk-00003.json").exists(), "the interrupt came after scoring had finished"
+    for folder in _run_folders(results):  # nothing claims to be done
+        assert not (folder / "meta.json").exists()
+
+    r = cli(tmp_path, *args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    [folder] = _run_folders(results)
+    assert json.loads((folder / "scoring.json").read_text())["resumed_chunks"] >= 1
+    assert json.loads((folder / "meta.json").read_text())["status"] == "done"
+
+
+def test_ctrl_c_before_anything_is_written_leaves_no_empty_run_folder(tmp_path, micro_model):
+    """SIGINT while the job loads (Hydra has made its run folder, the job has written nothing):
+    the empty folder goes with the job."""
+    results, cache = tmp_path / "res", tmp_path / "cache"
+    args = [f"model.name_or_path={micro_model}", f"results_dir={results}", f"cache_dir={cache}", "progress=false",
+            "stage=select", "dataset.n_pool=2000", "dataset.n_test=10"]
+    rc, stderr = _sigint_when(tmp_path, args, lambda: "| load" in (tmp_path / "out.log").read_text())
+    _assert_one_interrupted_line(rc, stderr)
+    for folder in _run_folders(results):
+        assert any(folder.iterdir()), f"an empty run folder was left: {folder}"
+        assert not (folder / "meta.json").exists()
+
+
+# ---- a sweep written elsewhere ----------------------------------------------------------------
+
+
+def test_a_sweep_in_another_folder_reports_the_folders_it_wrote(tmp_path):
+    """hydra.sweep.dir outside <results_dir>/runs: the report reads the sweep's own folders and
+    writes its tables there, leaving results_dir alone."""
+    results, sweep = tmp_path / "res", tmp_path / "elsewhere" / "sweep"
+    r = cli(tmp_path, "-m", "selector=random,full", "stage=select", "dataset.n_pool=20", "dataset.n_test=5",
+            "progress=false", f"results_dir={results}", f"cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "report failed" not in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
+    assert "[ufo-rl] report: " in r.stdout and f"files in {sweep}/tables" in r.stdout, r.stdout[-2000:]
+    import pandas as pd
+
+    runs = pd.read_csv(sweep / "tables" / "runs.csv")
+    assert sorted(runs["selector"]) == ["full", "random"]
+    assert not (results / "tables").exists()
+
+
+def test_the_report_reads_results_runs_when_the_sweep_is_inside_it(tmp_path):
+    from ufo_rl.hydra_callbacks import report_folders
+
+    res = tmp_path / "res"
+    assert report_folders(res, res / "runs" / "default", sweep=True) == (res / "runs", res)
+    assert report_folders(res, res / "runs" / "default" / "ufo-x", sweep=False) == (res / "runs", res)
+    assert report_folders(res, tmp_path / "other", sweep=True) == (tmp_path / "other", tmp_path / "other")
+    assert report_folders(res, tmp_path / "other" / "run", sweep=False) is None
+    assert report_folders(res, tmp_path / "res-runs", sweep=True) == (tmp_path / "res-runs", tmp_path / "res-runs")
