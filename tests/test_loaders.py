@@ -15,6 +15,7 @@ from ufo_rl.data.loaders import (
     EXTRACTIONS,
     KINDS,
     ON_BAD_ANSWER,
+    BadAnswerError,
     check_dataset_config,
     load_problems,
     load_problems_with_report,
@@ -154,6 +155,79 @@ def test_answer_extraction(tmp_path, extraction, answer, gold, solution):
     path = write_jsonl(tmp_path / "x.jsonl", [{"question": "q", "answer": answer}])
     (p,) = load_problems(jsonl_cfg(path, answer_extraction=extraction))
     assert (p.answer, p.solution) == (gold, solution)
+
+
+@pytest.mark.parametrize(
+    "answer, gold",
+    [
+        ("#### 1,234", "1234"),
+        ("Natalia sold 48/2 = <<48/2=24>>24 clips.", "24"),  # GSM8K's calculator annotation
+        ("so she pays 5/2 dollars", "5/2"),  # a fraction is kept as p/q
+        ("-(1/3)", "-1/3"),
+        ("\\frac{5}{2}", "5/2"),
+        ("\\dfrac{-5}{2}", "-5/2"),
+        ("the answer is $\\boxed{\\frac{1}{3}}$.", "1/3"),
+        ("2.5e3", "2500"),  # e-notation is written out exactly
+        ("about 4.5 \\times 10^{-3} grams", "0.0045"),
+        ("x = 5", "5"),
+        ("Answer: -7", "-7"),
+        ("**Answer:** 42", "42"),
+        ("90^\\circ", "90"),
+        ("\\$32,\\!348", "32348"),
+        ("the 3 pears weigh 500kg", "500"),
+    ],
+)
+def test_number_extraction_reads_one_plain_number(tmp_path, answer, gold):
+    path = write_jsonl(tmp_path / "x.jsonl", [{"question": "q", "answer": answer}])
+    (p,) = load_problems(jsonl_cfg(path, answer_extraction="number"))
+    assert (p.answer, p.solution) == (gold, answer)
+
+
+@pytest.mark.parametrize(
+    "answer, why",
+    [
+        ("Home by 12:50", "the last number '50' in 'Home by 12:50' is part of a time or ratio"),
+        ("mixed 3:2", "is part of a time or ratio"),
+        ("3, 5, 7", "is one of a list of numbers"),
+        ("1,23", "is one of a list of numbers"),
+        ("(2, \\infty)", "is one of a list"),
+        ("6 - 5i", "follows '-'"),
+        ("2\\sqrt{2}", "is inside '\\sqrt{...}'"),
+        ("x^{2}", "is inside a LaTeX group"),
+        ("52_8", "follows '_'"),
+        ("1/2/2020", "follows '/'"),
+        ("137 \\frac{1}{2}", "follows another number"),
+        ("5i", "is glued to a letter"),
+        ("3 \\pi", "is followed by '\\pi'"),
+        ("5x + 4 = 0", "is the right side of an equation in variables"),
+        ("it is 5!", "is followed by '!'"),
+        ("5/0", "divides by zero"),
+        ("1e5000", "has too large an exponent"),
+        ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "is one of a list of numbers"),
+    ],
+)
+def test_number_extraction_refuses_what_is_not_one_plain_number(tmp_path, answer, why):
+    path = write_jsonl(tmp_path / "x.jsonl", [{"question": "q", "answer": "7"}, {"question": "q", "answer": answer}])
+    with pytest.raises(BadAnswerError) as e:
+        load_problems(jsonl_cfg(path, answer_extraction="number"))
+    msg = one_line(e)
+    assert f"mine: {path} line 2: field 'answer': the last number" in msg
+    assert why in msg and "not one plain number" in msg
+    assert "answer_extraction=number takes the last number only when it stands alone" in msg
+    assert "dataset.on_bad_answer=skip" in msg
+    problems, report = load_problems_with_report(jsonl_cfg(path, answer_extraction="number", on_bad_answer="skip"))
+    assert [p.answer for p in problems] == ["7"]
+    assert report == {"skipped_bad_answer": 1, "skipped_first": [f"{path} line 2"]}
+
+
+def test_number_extraction_skips_and_counts(tmp_path, capsys):
+    rows = [{"question": "q", "answer": a} for a in ("1", "12:50", "5/2", "no number", "3:2", "2.5e3")]
+    path = write_jsonl(tmp_path / "n.jsonl", rows)
+    problems, report = load_problems_with_report(jsonl_cfg(path, answer_extraction="number", on_bad_answer="skip"))
+    assert [(p.id, p.answer) for p in problems] == [("mine-0", "1"), ("mine-2", "5/2"), ("mine-5", "2500")]
+    assert report == {"skipped_bad_answer": 3, "skipped_first": [f"{path} line {n}" for n in (2, 4, 5)]}
+    err = capsys.readouterr().err
+    assert "mine: skipped 3 rows" in err and "is part of a time or ratio" in err
 
 
 def test_solution_field_wins_over_the_answer_text(tmp_path):

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ufo_rl.answers import to_number
+from ufo_rl.answers import plain_number
 from ufo_rl.io import write_jsonl, write_parquet
 from ufo_rl.problems import Problem
 
@@ -66,15 +66,17 @@ def messages(question: str, system_prompt: str | None) -> list[dict]:
 def boxed(answer: str) -> str:
     """The gold answer as ``\\boxed{...}``, which math-verify's ``parse`` reads whole.
 
-    A GSM8K-style number is written plainly first, so units, ``$`` and thousands commas cannot
-    turn into symbols or a tuple.
+    A number written as a decimal is written out plainly and exactly first
+    (:func:`ufo_rl.answers.plain_number`), so units, ``$``, thousands commas and e-notation cannot
+    turn into symbols or a tuple; a fraction (``5/2``, ``\\\\frac{1}{2}``) is kept as written.
 
     >>> boxed("1,234"), boxed("$18.00"), boxed("5 dollars"), boxed("0.5"), boxed("\\\\frac{1}{2}")
     ('\\\\boxed{1234}', '\\\\boxed{18}', '\\\\boxed{5}', '\\\\boxed{0.5}', '\\\\boxed{\\\\frac{1}{2}}')
+    >>> boxed("2.5e3"), boxed("5/2")
+    ('\\\\boxed{2500}', '\\\\boxed{5/2}')
     """
-    x = to_number(answer)
-    text = answer.strip() if x is None else str(int(x)) if x.is_integer() else repr(x)
-    return f"\\boxed{{{text}}}"
+    text = plain_number(answer)
+    return f"\\boxed{{{answer.strip() if text is None else text}}}"
 
 
 def trl_row(p: Problem, system_prompt: str | None) -> dict:

@@ -13,7 +13,9 @@ Files and hub sets are mapped by configuration, never by code per dataset: ``que
 - ``field``: the value as is;
 - ``gsm8k``: the text after the last ``####``, thousands commas removed;
 - ``boxed``: the content of the last ``\\boxed{}``;
-- ``number``: the last number in the text.
+- ``number``: the last number in the text, only when it stands alone as one plain number (a
+  time such as ``12:50``, a ratio, a list or a part of an expression is a bad answer); a fraction
+  is kept as ``p/q`` and e-notation written out (``ufo_rl/data/values.py`` says exactly which).
 
 A gold value that is a number (JSON ``43.0`` or ``7``, a numeric parquet column) is the answer
 under every extraction, written without a spurious ``.0`` (43.0 -> "43", 2.5 -> "2.5"). Null,
@@ -47,6 +49,7 @@ from ufo_rl.data.sources import (
 )
 from ufo_rl.data.values import (
     EXTRACTIONS,
+    NotOneNumber,
     as_text,
     is_number,
     not_a_value,
@@ -145,7 +148,17 @@ def _gold(cfg: DatasetConfig, where: str, row: dict) -> tuple[str, str | None]:
         )
     if is_number(value):  # a number is the answer whatever the extraction
         return number_text(value), None
-    answer = extract(value)
+    try:
+        answer = extract(value)
+    except NotOneNumber as e:  # answer_extraction=number: the last number is part of more
+        reason = f"field {field!r}: {e}"
+        raise BadAnswerError(
+            f"{cfg.name}: {where}: {reason} (answer_extraction={cfg.answer_extraction} takes the "
+            f"last number only when it stands alone; fix the row, set dataset.answer_extraction "
+            f"to one of {sorted(EXTRACTIONS)} or dataset.answer_field to another column, {skip})",
+            where,
+            reason,
+        ) from e
     if answer is None:
         reason = f"field {field!r} has no {expected}"
         raise BadAnswerError(

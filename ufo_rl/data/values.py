@@ -1,6 +1,30 @@
 """Cell values and gold answers of a dataset row: what a question, an answer or a difficulty may
 be, how ``answer_extraction`` (field | gsm8k | boxed | number) reads the gold final answer, and
-which fields a ``question_template`` names (ufo_rl/data/loaders.py maps rows with these)."""
+which fields a ``question_template`` names (ufo_rl/data/loaders.py maps rows with these).
+
+``number`` reads the last number of the text, and only when it stands alone as ONE plain
+number; otherwise it raises :class:`NotOneNumber` (the loader stops, naming the row, or skips and
+counts it with ``on_bad_answer=skip``), never taking a part of something larger. The number may
+be written in any form :func:`ufo_rl.answers.read_number` reads, and is kept as follows:
+
+- a plain number as written, thousands commas removed (``1,024`` -> ``1024``, ``18.90`` stays);
+- e-notation and powers of ten written out exactly as a plain decimal (``2.5e3`` -> ``2500``,
+  ``4.5 \\times 10^{-3}`` -> ``0.0045``), so every reader of the gold (the checker, math-verify
+  in the exports) sees the same number;
+- a fraction as ``p/q`` with the sign in front, not reduced and not turned into a decimal
+  (``5/2``, ``-(1/3)`` -> ``-1/3``, ``\\frac{5}{2}`` -> ``5/2``), so the checker compares it
+  exactly (ufo_rl/answers.py) and 1/3 is never stored as a rounded 0.333.
+
+The last number does not stand alone, and the row is refused, when it is part of a time or a
+ratio (``12:50``, ``3:2``), of a list (``3, 5, 7``, ``1,23``), of an expression (``6 - 5i``,
+``2\\sqrt{2}``, ``x^{2}``, ``52_8``, ``1/2/2020``), follows another number (``137
+\\frac{1}{2}``), is glued to a single letter (``5i``, ``2k``) or followed by a function name
+(``3pi``, ``3 \\pi``), is the right side of an equation in variables (``5x + 4 = 0``), or is
+followed by ``!``. It may stand after ``=`` (``x = 5``, ``3 + 4 = 7``), after a label
+(``Answer: 42``), with ``$`` or ``%``, before a unit word with or without a space (``18
+dollars``, ``500kg``), with degrees (``90^\\circ``), and inside ``\\boxed{}`` or ``\\text{}``.
+GSM8K's calculator annotations (``<<48/2=24>>``) are not part of the text.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +37,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ufo_rl.answers import NUMBER, last_boxed
+from ufo_rl.answers import NOT_UNITS, NUMBER_FORM, decimal_text, form_number, join_digits, last_boxed
 from ufo_rl.config import DatasetConfig
 from ufo_rl.errors import UserError
 
@@ -87,11 +111,145 @@ def _extract_boxed(value: Any) -> str | None:
     return None if boxed is None else boxed.strip()
 
 
+class NotOneNumber(ValueError):
+    """The ``number`` extraction's last number does not stand alone; ``str()`` says why."""
+
+
+# GSM8K's calculator annotations: "48/2 = <<48/2=24>>24"
+_CALCULATOR = re.compile(r"<<[^<>\n]*>>")
+# LaTeX groups a number may sit in, and commands that may stand before or after it
+_GROUPS = {"boxed", "fbox", "text", "textrm", "textbf", "textit", "mathrm", "mathbf", "mbox"}
+_BEFORE_OK = {"quad", "qquad", "colon", "left"}
+_AFTER_OK = {"text", "textrm", "textbf", "textit", "mathrm", "mbox", "quad", "qquad", "right",
+             "%", "$", ",", ";", ":", "!", " ", "\\"}
+# an equation in variables on the left of "=": a coefficient (5x) or a one-letter variable
+# beside an operator (x + y, y^2)
+_ALGEBRA = re.compile(r"\d[a-zA-Z]|(?<![a-zA-Z\\])[a-zA-Z]\s*[-+*/^]|[-+*/^]\s*[a-zA-Z](?![a-zA-Z])")
+
+
+def _ends_in(text: str, chars: str) -> bool:
+    return bool(text) and text[-1] in chars
+
+
+def _before(b: str, gap: bool) -> str | None:
+    """Why a number cannot stand after ``b`` (the line before it, trailing spaces removed)."""
+    if b.endswith("**") and not b[:-2].rstrip()[-1:].isdigit():  # markdown bold, not a power
+        b, gap = b[:-2].rstrip(), True
+    if not b:
+        return None
+    c = b[-1]
+    prev = (b[:-2] if b.endswith("\\\\") else b[:-1]).rstrip()
+    command = re.search(r"\\([a-zA-Z]+)$", b)
+    if command:
+        return None if command.group(1) in _BEFORE_OK else f"follows '\\{command.group(1)}'"
+    if c.isdigit():
+        return "follows another number"
+    if c.isalpha():
+        return None if gap else "is glued to a letter"
+    if c == ":":
+        return "is part of a time or ratio" if prev[-1:].isdigit() else None
+    if c in ",;&" or b.endswith("\\\\"):
+        if prev[-1:].isdigit() or _ends_in(prev, ")]}") or re.search(r"\\[a-zA-Z]+$|(?<![a-zA-Z])[a-zA-Z]$", prev):
+            return "is one of a list of numbers (or after a misplaced thousands comma)"
+        return None
+    if c == "{":
+        group = re.search(r"\\([a-zA-Z]+)\s*$", prev)
+        if group:
+            return None if group.group(1) in _GROUPS else f"is inside '\\{group.group(1)}{{...}}'"
+        return "is inside a LaTeX group" if _ends_in(prev, "^_}") or prev[-1:].isalnum() else None
+    if c in "([":
+        command = re.search(r"\\([a-zA-Z]+)$", prev)
+        if command and command.group(1) not in _BEFORE_OK:
+            return f"follows '\\{command.group(1)} {c}'"
+        if b[-2:-1].isalnum() or _ends_in(b[:-1], ")]}"):
+            return f"follows {c!r}"
+    if c in ")]}" and not gap:
+        return f"follows {c!r}"
+    if c in "/^_*×·÷±∓|<>≤≥≠+-":
+        return f"follows {c!r}"
+    if c == "=":
+        left = b[:-1].rsplit("=", 1)[-1]
+        return "is the right side of an equation in variables" if _ALGEBRA.search(left) else None
+    return None
+
+
+def _after(a: str, gap: bool) -> str | None:
+    """Why a number cannot stand before ``a`` (the line after it, leading spaces removed)."""
+    if a.startswith("**"):  # markdown bold
+        a, gap = a[2:].lstrip(), True
+    if not a:
+        return None
+    c = a[0]
+    if c.isalpha():
+        word = re.match(r"[a-zA-Z]+", a)
+        if word and word.group().lower() in NOT_UNITS:
+            return f"is followed by '{word.group()}'"
+        return None if gap or (word and len(word.group()) > 1) else "is glued to a letter"
+    if c == "\\":
+        command = re.match(r"\\([a-zA-Z]+|.)", a)
+        name = command.group(1) if command else ""
+        return None if name in _AFTER_OK or not name else f"is followed by '\\{name}'"
+    if c == "^":
+        return None if re.match(r"\^\s*(?:\{\s*)?\\circ", a) else "is raised to a power"
+    if c == "_":
+        return "has a subscript"
+    if c in "+-":
+        rest = a[1:].lstrip()
+        if c == "-" and re.match(r"-[a-zA-Z]{2,}", a):  # a compound word: "5-year-old"
+            return None
+        return f"is followed by {c!r}" if rest[:1].isalnum() or (rest and rest[0] in "\\({") else None
+    if c == "!":
+        return None if gap else "is followed by '!' (a factorial?)"
+    if c in "({" and not gap:
+        return f"is followed by {c!r}"
+    if c in ",;&":
+        rest = a[1:].lstrip()
+        if (rest and rest[0] in "\\-+([") or re.match(r"[a-zA-Z](?![a-zA-Z])", rest):
+            return "is one of a list"
+    if c in "/*×·÷±∓|<>≤≥≠":
+        return f"is followed by {c!r}"
+    return None
+
+
 def _extract_number(value: Any) -> str | None:
+    """The last number of the text when it stands alone, as the module docstring says; None when
+    there is no number, :class:`NotOneNumber` when it does not stand alone.
+
+    >>> _extract_number("so x = 5/2."), _extract_number("2.5e3 apples"), _extract_number("\\\\frac{-1}{3}")
+    ('5/2', '2500', '-1/3')
+    >>> _extract_number("at 12:50")
+    Traceback (most recent call last):
+    ...
+    ufo_rl.data.values.NotOneNumber: the last number '50' in 'at 12:50' is part of a time or ratio, not one plain number
+    """
     if is_number(value):
         return number_text(value)
-    nums = NUMBER.findall(str(value))
-    return nums[-1].replace(",", "") if nums else None
+    text = join_digits(_CALCULATOR.sub(" ", str(value)))
+    matches = list(NUMBER_FORM.finditer(text))
+    if not matches:
+        return None
+    m = matches[-1]
+    start = text.rfind("\n", 0, m.start()) + 1
+    end = text.find("\n", m.end())
+    end = len(text) if end < 0 else end
+    before, after = text[start : m.start()], text[m.end() : end]
+    b, a = before.rstrip(" \t"), after.lstrip(" \t")
+    why = _before(b, len(b) < len(before)) or _after(a, len(a) < len(after))
+    n = form_number(m)
+    if why is None and n is None:
+        why = "divides by zero" if "/" in m.group() or "frac" in m.group() else "has too large an exponent"
+    if why:
+        shown = text[max(start, m.start() - 15) : min(end, m.end() + 15)].strip()
+        raise NotOneNumber(f"the last number '{m.group().strip()}' in '{shown}' {why}, not one plain number")
+    if n.decimal is None:  # a fraction: p/q, the sign in front, as written
+        g = m.groupdict()
+        num = next(int(g[k]) for k in ("fn", "fn1", "pn", "sn") if g[k] is not None)
+        den = next(int(g[k]) for k in ("fd", "fd1", "pd", "sd") if g[k] is not None)
+        sign = "-" if n.value < 0 else ""
+        return f"{sign}{abs(num)}/{abs(den)}"
+    if any(m.group(k) is not None for k in ("texp", "texp1", "eexp")):
+        return decimal_text(n.decimal)
+    return ("-" if m.group("sign") == "-" else "") + m.group("mant").replace(",", "")
 
 
 EXTRACTIONS: dict[str, tuple[Callable[[Any], str | None], str]] = {
