@@ -12,6 +12,7 @@ accuracy of the same rows::
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import re
 import sys
@@ -43,7 +44,8 @@ def is_slip(completion: str) -> bool:
 
 
 def count(path: Path) -> dict:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     greedy = [r for r in rows if r.get("mode") == "greedy"]
     if not greedy:
         return {}
@@ -57,11 +59,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     found = 0
     for run in args.runs:
-        for path in sorted((run / "eval_samples").glob("*.jsonl")):
+        for path in sorted([*(run / "eval_samples").glob("*.jsonl"), *(run / "eval_samples").glob("*.jsonl.gz")]):
             c = count(path)
             if c:
                 found += 1
-                print(f"{run.name}\t{path.stem}\tn={c['n']}\tslips={c['slip_share']:.3f}\taccuracy={c['accuracy']:.3f}")
+                print(f"{run.name}\t{path.name.split('.')[0]}\tn={c['n']}\tslips={c['slip_share']:.3f}\taccuracy={c['accuracy']:.3f}")
     if not found:
         print("error: no greedy eval samples under the given folders; pass run folders that hold "
               "eval_samples/*.jsonl", file=sys.stderr)

@@ -156,6 +156,11 @@ def test_whole_job_trains_evaluates_and_accounts_time(tmp_path, micro_model):
     assert timing["end_to_end_seconds"] == pytest.approx(timing["scoring_seconds"] + timing["training_seconds"])
     assert (out / "eval_samples" / "final-embedded.jsonl").exists()
     assert meta["train"]["steps"] == 2 and meta["status"] == "done"
+    # the records hold no path of this machine: the final model is "final", inside the run folder
+    written = json.loads((out / "meta.json").read_text())
+    assert written["train"]["final_model_path"] == "final" and (out / "final").is_dir()
+    for name in ("meta.json", "scoring.json"):
+        assert str(tmp_path) not in (out / name).read_text(), name
     # a finished job is not redone
     again = Job(cfg).run()
     assert again["status"] == "done" and json.loads((out / "timing.json").read_text()) == timing

@@ -178,7 +178,7 @@ class Job:
         if not dist.is_main_process():  # under a launch every rank selects, rank 0 writes
             return df, scoring
         write_parquet(self.dir / "scores.parquet", df)
-        write_json(self.dir / "scoring.json", scoring)
+        write_json(self.dir / "scoring.json", self.portable(scoring))
         if samples:
             write_jsonl(self.dir / "samples.jsonl", samples)
         from ufo_rl.export import export_subset
@@ -340,6 +340,15 @@ class Job:
             return meta
         return None
 
+    def portable(self, record: dict) -> dict:
+        """``record`` as written: paths relative to this run folder, the caches or the repository,
+        so that a committed run folder holds no path of the machine that wrote it."""
+        from ufo_rl.provenance import portable
+        from ufo_rl.tiny_model import default_cache_dir
+
+        caches = {"<cache>": cache_root(self.cfg).absolute(), "<models>": default_cache_dir().absolute()}
+        return portable(record, self.dir.absolute(), caches)
+
     def _run(self, pool: list[Problem], benches: dict, t_start: float) -> dict:
         from ufo_rl.identity import run_identity
         from ufo_rl.provenance import provenance
@@ -394,7 +403,7 @@ class Job:
                                              + self.timing.get("training_seconds", 0.0))
         write_json(self.dir / "timing.json", self.timing)
         meta["status"] = "done"
-        write_json(meta_path, meta)
+        write_json(meta_path, self.portable(meta))
         self.lines.finish()
         return meta
 

@@ -9,6 +9,7 @@ calibration compares are found by the signals their scores hold (:func:`has_valu
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -29,7 +30,16 @@ def _read_json(path: Path) -> dict:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    """The records of ``path``, or of ``path.gz`` where only that exists (committed references keep
+    their per-sample files gzipped: bench/pack_reference.py); [] when neither does."""
+    gz = path.with_name(path.name + ".gz")
+    if not path.exists() and gz.exists():
+        text = gzip.decompress(gz.read_bytes()).decode()
+    elif path.exists():
+        text = path.read_text()
+    else:
+        return []
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 @dataclass
