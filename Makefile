@@ -9,9 +9,12 @@ TORCH ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 # the reference environment's exact versions (pip constraints; `make run LOCK=` installs unpinned)
 LOCK ?= requirements.lock
-# the main sweep, its jobs two at a time (one torch thread each): conf/hydra/launcher/parallel.yaml
+# the main sweep, its jobs two at a time (one torch thread each): conf/hydra/launcher/parallel.yaml;
+# SEEDS=3 runs seeds 0, 1 and 2 of every selector (the committed reference's design) instead of seed 0
 JOBS ?= 2
-SWEEP ?= -m selector=ufo,multisample,random,full trainer.eval_every=10 hydra/launcher=parallel hydra.launcher.n_jobs=$(JOBS)
+SEEDS ?= 1
+SEED_LIST = $(shell seq -s, 0 $$(( $(SEEDS) - 1 )))
+SWEEP ?= -m selector=ufo,multisample,random,full seed=$(SEED_LIST) trainer.eval_every=10 hydra/launcher=parallel hydra.launcher.n_jobs=$(JOBS)
 
 .PHONY: install install-gpu lock-gpu run test bench report clean-cache tiny-model vllm-cpu test-vllm lock smollm2
 

@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     for p in written:
         print(p)
     print(f"[ufo-rl] report: {len(written)} files in {args.out / 'tables'} and {args.out / 'figures'}")
+    verdict = args.out / "verdict.md"
+    if verdict in written:
+        print(f"\n{verdict.read_text()}")
     return 0
 
 

@@ -84,6 +84,9 @@ class ReportCallback(Callback):
                   file=sys.stderr)
             return
         print(f"[ufo-rl] report: {len(written)} files in {out}/tables and {out}/figures")
+        verdict = Path(out) / "verdict.md"
+        if verdict in written:
+            print(f"\n{verdict.read_text()}\n[ufo-rl] the verdict above is in {verdict}")
 
 
 def report_folders(results_dir: Path, written_to: Path, sweep: bool) -> tuple[Path, Path] | None:

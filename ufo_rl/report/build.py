@@ -21,6 +21,7 @@ from ufo_rl.report.tables import (
     scoring_cost_table,
     training_time_table,
 )
+from ufo_rl.report.verdict import write_verdict
 
 TABLES = ("scoring_cost", "accuracy", "differences", "training_time", "correlation", "calibration",
           "confidence_by_pass_rate", "pass_rate_distribution", "pass_rate_bins", "bin_ablation")
@@ -29,7 +30,8 @@ FIGURES = ("confidence_vs_pass_rate", "signal_histograms", "training_curves", "l
 
 
 def build_report(runs_dir: Path, out_dir: Path) -> list[Path]:
-    """Write ``out_dir/tables/*.csv|md`` and ``out_dir/figures/*.png`` from the finished runs
+    """Write ``out_dir/tables/*.csv|md``, ``out_dir/figures/*.png`` and ``out_dir/verdict.md``
+    (ufo_rl/report/verdict.py) from the finished runs
     under ``runs_dir``; returns the written paths. A table or figure whose inputs are absent is
     not written, and a stale copy of it is removed. Raises :class:`UserError` when there are no
     finished runs."""
@@ -44,7 +46,8 @@ def build_report(runs_dir: Path, out_dir: Path) -> list[Path]:
     fdir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
 
-    runs_frame(runs).to_csv(tdir / "runs.csv", index=False)
+    frame = runs_frame(runs)
+    frame.to_csv(tdir / "runs.csv", index=False)
     written.append(tdir / "runs.csv")
     makers = {
         "scoring_cost": scoring_cost_table, "accuracy": accuracy_table, "differences": differences_table,
@@ -63,6 +66,9 @@ def build_report(runs_dir: Path, out_dir: Path) -> list[Path]:
         df.to_csv(paths[0], index=False)
         paths[1].write_text(to_markdown(df))
         written += paths
+    verdict = write_verdict(out_dir, tables, frame)
+    if verdict is not None:
+        written.append(verdict)
 
     from ufo_rl.report import figures as f
 
