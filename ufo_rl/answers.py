@@ -14,9 +14,10 @@ Numbers read (:func:`read_number`), each read *exactly* as a rational (``fractio
 through ``decimal.Decimal``, never through a float):
 
 - a plain number with an optional sign, thousands commas (``1,234``, strict groups of three:
-  ``1,23`` is not a number), ``$`` / ``\\$``, ``%`` and one trailing unit word of two or more
-  letters (``18 dollars``, ``5.4 cm``, ``500kg``); a single letter is a variable, not a unit, and
-  a function name is not one either (``5x``, ``2i``, ``3k``, ``3pi`` are not numbers);
+  ``1,23`` is not a number), ``$`` / ``\\$``, ``%`` (``18%`` reads 18) and one trailing unit
+  word of two or more letters (``18 dollars``, ``5.4 cm``, ``500kg``); a single letter is a
+  variable, not a unit, and a function name is not one either (``5x``, ``2i``, ``3k``, ``3pi``
+  are not numbers);
 - e-notation: ``2.5e3``, ``4.5E-7``;
 - a power of ten: ``4.5 \\times 10^{33}``, ``4.5 \\cdot 10^{33}``, ``4.5 x 10^33``, ``4.5*10^33``;
 - a fraction of integers: ``5/2``, ``-(1/3)``, ``\\frac{5}{2}``, ``\\dfrac{5}{2}``,
@@ -24,28 +25,31 @@ through ``decimal.Decimal``, never through a float):
 
 Exponents beyond +-1000 are not read here (math-verify, with its time limit, decides).
 
-**The numeric rule.** Two numbers are equal when they are the same rational number; in
-addition, a decimal written with ``d >= 1`` digits after the point and at least 3 significant
-digits equals a value that cannot be written exactly with 6 or fewer digits after the point
-(a repeating fraction such as 1/6, or a decimal that is itself rounded, such as 0.1666666667)
-when it is that value rounded half away from zero to ``d`` digits. Before comparing, a decimal
-written with digits after the point and more than 15 significant digits is read at 15 (the
-precision of a binary double: ``0.1 + 0.2`` prints as ``0.30000000000000004``).
+**The numeric rule.** Two numbers are equal when they are the same rational number; in addition,
+a decimal written with ``d >= 1`` digits after the point (for e-notation, of the number it
+writes: ``1.67e-1`` has 3) and at least 3 significant digits equals a value that cannot be
+written exactly with 6 or fewer digits after the point (a repeating fraction such as 1/6, or a
+decimal that is itself rounded, such as 0.1666666667) when it is that value rounded half away
+from zero to ``d`` digits. Before comparing, a decimal written with digits after the point and
+more than 15 significant digits is read at 15 (the precision of a binary double: ``0.1 + 0.2``
+prints as ``0.30000000000000004``).
 
 Why: an exact answer has to be given exactly (``73`` is not ``72.6``, ``12.3`` is not
 ``12.25``, ``0`` is not ``0.4``, ``0.0156`` is not ``1/64 = 0.015625``), while a value that has no
 short decimal form can only be written rounded, and then a correct rounding with a useful
 precision is right (``0.1667``, ``0.167`` and ``0.166667`` are 1/6 and 0.1666666667) and an
 incorrect or coarse one is not (``0.1666`` truncates, ``0.17`` and ``0.2`` keep fewer than 3
-significant digits). Integers (``d = 0``) are never roundings. The 6 digits are math-verify's
-own default rounding (``float_rounding=6``), so that the numeric fast path and the symbolic
-fallback agree on what a rounded answer is.
+significant digits). Integers (``d = 0``) are never roundings. The 6 digits follow math-verify's
+default ``float_rounding=6``, the precision at which it already treats a number as rounded; the
+symbolic fallback itself compares numbers at 6 decimal places, so there ``0.1667`` does not
+match ``\\frac{\\sqrt{3}}{3} \\cdot \\frac{1}{\\sqrt{12}}`` while ``0.166667`` does.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import string
 import threading
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
@@ -71,8 +75,6 @@ NUMBER_FORM = re.compile(
     r"|[eE](?P<eexp>[+-]?\d+))?"
     r")"
 )
-# what may follow a number: spaces, one unit word (two letters or more), % or °, a full stop
-_UNIT_TAIL = re.compile(r"(?P<num>.+?)\s*(?:%|°|(?P<unit>[a-zA-Z]{2,}))?\.?")
 # words that are mathematics, not units, after a number: "3pi" is not 3
 NOT_UNITS = {"pi", "sqrt", "ln", "log", "exp", "sin", "cos", "tan", "cot", "sec", "csc", "mod"}
 MAX_EXPONENT = 1000
@@ -150,10 +152,18 @@ def read_number(text: str) -> Number | None:
     [None, None, None, None, None]
     """
     t = _clean(text)
-    m = _UNIT_TAIL.fullmatch(t)
-    if not m or (m.group("unit") or "").lower() in NOT_UNITS:
-        return None
-    form = NUMBER_FORM.fullmatch(m.group("num").strip())
+    t = t[:-1].rstrip() if t.endswith(".") else t
+    if t[-1:] in ("%", "°"):
+        t = t[:-1].rstrip()
+    else:  # a trailing unit word, found by a scan from the end (a regex would be quadratic here)
+        start = len(t)
+        while start and t[start - 1] in string.ascii_letters:
+            start -= 1
+        unit = t[start:]
+        if unit and (len(unit) < 2 or unit.lower() in NOT_UNITS):
+            return None
+        t = t[:start].rstrip()
+    form = NUMBER_FORM.fullmatch(t)
     return form_number(form) if form else None
 
 

@@ -232,7 +232,8 @@ def _extract_number(value: Any) -> str | None:
     start = text.rfind("\n", 0, m.start()) + 1
     end = text.find("\n", m.end())
     end = len(text) if end < 0 else end
-    before, after = text[start : m.start()], text[m.end() : end]
+    # what stands next to the number on its line (200 characters hold every context rule)
+    before, after = text[max(start, m.start() - 200) : m.start()], text[m.end() : min(end, m.end() + 200)]
     b, a = before.rstrip(" \t"), after.lstrip(" \t")
     why = _before(b, len(b) < len(before)) or _after(a, len(a) < len(after))
     n = form_number(m)
