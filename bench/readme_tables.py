@@ -1,15 +1,19 @@
-"""Generate the README's result tables from the committed reference results.
+"""Generate the result tables of README.md and docs/*.md from the committed reference results.
 
-    python bench/readme_tables.py            # rewrite the generated blocks of README.md
-    python bench/readme_tables.py --check    # exit 1, with a diff, when README.md differs
+    python bench/readme_tables.py            # rewrite the generated blocks of README.md and docs/*.md
+    python bench/readme_tables.py --check    # exit 1, with a diff, when a page differs
+    python bench/readme_tables.py --readme PAGE.md [--readme ...] --check   # only these pages
 
 A generated block is everything between ``<!-- generated: NAME -->`` and ``<!-- /generated -->``
-in the README. The numbers come only from committed files under ``results/reference/embedded/``:
-``tables/scoring_cost.csv``, ``tables/accuracy.csv`` and ``tables/training_time.csv`` (written by
-``bench/report.py``), and the run folders' ``scoring.json`` (the sampling temperature) and
-``meta.json`` (the zero-advantage share of each GRPO run). Numbers are rounded half up from their
-shortest decimal form to a fixed number of decimals per column, so the output is the same on
-every machine.
+in a page; every table has exactly one block over README.md and docs/*.md together (pages given
+with ``--readme`` are checked alone: a block may then be missing, but not unknown or repeated).
+The numbers come only from committed files under ``results/reference/``: ``embedded/tables/``
+``scoring_cost.csv``, ``accuracy.csv``, ``training_time.csv`` and ``differences.csv`` (written by
+``bench/report.py``), the embedded run folders' ``scoring.json`` (the sampling temperature) and
+``meta.json`` (the zero-advantage share of each GRPO run), ``smollm2/tables/scoring_cost.csv`` and
+``controls/tables/differences.csv``; the paper's own numbers (arXiv 2505.12457) are the constants
+in ``PAPER`` below. Numbers are rounded half up from their shortest decimal form to a fixed number
+of decimals per column, so the output is the same on every machine.
 """
 
 from __future__ import annotations
@@ -26,7 +30,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 REFERENCE = ROOT / "results" / "reference" / "embedded"
+SMOLLM2 = ROOT / "results" / "reference" / "smollm2"
+CONTROLS = ROOT / "results" / "reference" / "controls"
+MACHINE = "2-core AMD EPYC CPU"  # where the embedded and SmolLM2 references ran (no GPU)
+# the paper's numbers (arXiv 2505.12457: abstract, Table 4, Table 5), quoted, not computed
+PAPER = {
+    "speedup_pair": ("39x", "Qwen2.5-7B, GSM8K train: 175 s against 6,827 s"),
+    "speedup_max": "185x",
+    "ufo_accuracy": "92.03",
+    "full_accuracy": "91.88",
+}
 EXPERIMENT = "default"
 BENCHMARK = "embedded"
 ORDER = ("full", "ufo", "multisample", "random")  # row order of the accuracy table; others follow
@@ -164,13 +179,91 @@ def accuracy_table(reference: Path = REFERENCE) -> str:
                     ["l", "r", "r", "r", "r", "r"], rows)
 
 
+def _difference(rows: list[dict], variant: str, baseline: str) -> tuple[str, str]:
+    """``+0.023 [+0.007, +0.040]`` and its label (better / worse / inconclusive, as verdict.md)."""
+    from ufo_rl.report.verdict import label
+
+    row = next((r for r in rows if r["variant"] == variant and r["baseline"] == baseline), None)
+    if row is None:
+        raise SystemExit(f"error: differences.csv has no {variant} - {baseline} row")
+    lo, hi = float(row["ci_lo"]), float(row["ci_hi"])
+    text = f"{fixed(row['difference'], 3, True)} [{fixed(lo, 3, True)}, {fixed(hi, 3, True)}]"
+    return text, label(lo, hi)
+
+
+def _agrees(yes: bool, why: str) -> str:
+    return f"{'yes' if yes else 'no'} ({why})"
+
+
+def paper_vs_suite_table(reference: Path = REFERENCE) -> str:
+    """The paper's two headline claims (and the selection claims of its Table 5 and Figure 1)
+    beside what the committed references find."""
+    cost = {(r["method"], r["target"]): r for r in read_csv(reference / "tables" / "scoring_cost.csv")}
+    ufo, multi = cost[("ufo", "answer")], cost[("multisample", "")]
+    small = {(r["dataset"], r["target"], r["multisample_backend"]): r
+             for r in read_csv(SMOLLM2 / "tables" / "scoring_cost.csv") if r["method"] == "ufo"}
+    gsm_hf, gsm_vllm = small[("gsm8k", "answer", "hf")], small[("gsm8k", "answer", "vllm")]
+    emb = small[("embedded", "answer", "hf")]
+    acc = {(r["variant"], r["phase"]): r for r in read_csv(reference / "tables" / "accuracy.csv")
+           if r["experiment"] == EXPERIMENT and r["benchmark"] == BENCHMARK}
+    seeds = count(acc[("ufo", "final")]["n_seeds"])
+    n = count(acc[("ufo", "final")]["n"])
+    diffs = [r for r in read_csv(reference / "tables" / "differences.csv")
+             if r["experiment"] == EXPERIMENT and r["benchmark"] == BENCHMARK]
+    vs_full, full_label = _difference(diffs, "ufo", "full")
+    vs_random, random_label = _difference(diffs, "ufo", "random")
+    multi_random, multi_label = _difference(diffs, "multisample", "random")
+    control_rows = read_csv(CONTROLS / "tables" / "differences.csv")
+    oracle, oracle_label = _difference(control_rows, "multisample-band", "random")
+    oracle_seeds = count(next(r["n_seeds"] for r in control_rows if r["variant"] == "multisample-band"))
+
+    def speedup(row: dict) -> str:
+        return f"**{fixed(row['speedup'], 1)}x**"
+
+    pair, pair_what = PAPER["speedup_pair"]
+    rows = [
+        ["Scoring a pool with one teacher-forced pass is much cheaper than K-sample pass rates "
+         "(abstract, Table 4)",
+         f"{pair} ({pair_what}), up to {PAPER['speedup_max']}",
+         f"{speedup(ufo)}: the suite's 3.4M-parameter model, {count(ufo['n_prompts'])} embedded prompts, "
+         f"{fixed(ufo['scoring_seconds'], 2)} s against {fixed(multi['scoring_seconds'], 2)} s for "
+         f"K={count(multi['k'])} samples ({MACHINE})",
+         _agrees(float(ufo["speedup"]) > 1, "smaller: the tiny model's answers are short")],
+        ["(the same, on a real chat model)", "",
+         f"{speedup(gsm_hf)}: SmolLM2-135M-Instruct, {count(gsm_hf['n_prompts'])} GSM8K train prompts, "
+         f"{fixed(gsm_hf['scoring_seconds'], 1)} s against {count(gsm_hf['multisample_seconds'])} s "
+         f"(K=8, HF) or {count(gsm_vllm['multisample_seconds'])} s (K=8, vLLM: {speedup(gsm_vllm)}); "
+         f"{count(emb['n_prompts'])} embedded prompts: {speedup(emb)} ({MACHINE})",
+         _agrees(min(float(r["speedup"]) for r in (gsm_hf, gsm_vllm, emb)) > 1, "near the paper's range")],
+        ["Training on the 10% UFO selects matches or beats full data (Table 5)",
+         f"Qwen2.5-7B, GSM8K test: {PAPER['ufo_accuracy']} (UFO 10%) against {PAPER['full_accuracy']} (full)",
+         f"UFO 10% minus full, held-out accuracy: {vs_full}, 95% CI, {seeds} seeds, {n} problems "
+         f"(embedded default)", _agrees(full_label != "worse", f"**{full_label}**")],
+        ["UFO's Top-Mid beats random 10% (Table 5)", "Top-Mid above random and the extremes",
+         f"UFO 10% minus random 10%: {vs_random}", _agrees(random_label == "better", f"**{random_label}**")],
+        ["The prompts of middle pass rate teach GRPO the most (Figure 1)",
+         "RL gains largest in the middle pass-rate bins",
+         f"Top-Mid on the K=8 pass rate minus random: {multi_random}; the oracle "
+         f"(`multisample-band`, {oracle_seeds} seeds) minus random: {oracle}",
+         _agrees(multi_label == oracle_label == "better", f"**{multi_label}**, **{oracle_label}**")],
+    ]
+    return markdown(["claim (arXiv 2505.12457)", "the paper", "this suite (committed references)", "agrees?"],
+                    ["l", "l", "l", "l"], rows)
+
+
 GENERATORS: dict[str, Callable[[Path], str]] = {
     "scoring_cost": scoring_cost_table,
     "accuracy": accuracy_table,
+    "paper_vs_suite": paper_vs_suite_table,
 }
 
 
-# ---- README ----------------------------------------------------------------------------------
+# ---- pages ----------------------------------------------------------------------------------
+
+def pages() -> list[Path]:
+    """The pages whose generated blocks this script maintains: README.md and docs/*.md."""
+    return [README] + sorted(DOCS.glob("*.md"))
+
 
 def generate(reference: Path = REFERENCE) -> dict[str, str]:
     """Every generated block's text, by name."""
@@ -178,47 +271,69 @@ def generate(reference: Path = REFERENCE) -> dict[str, str]:
 
 
 def blocks(text: str) -> dict[str, str]:
-    """The generated blocks found in a README text, by name."""
+    """The generated blocks found in a page's text, by name."""
     return {m["name"]: m["body"] for m in BLOCK.finditer(text)}
+
+
+def _names(text: str) -> list[str]:
+    found = [m["name"] for m in BLOCK.finditer(text)]
+    if text.count("<!-- generated:") != len(found) or text.count("<!-- /generated -->") != len(found):
+        raise ValueError(f"generated blocks: an opening or closing marker without its pair "
+                         f"({text.count('<!-- generated:')} opening, "
+                         f"{text.count('<!-- /generated -->')} closing, {len(found)} blocks)")
+    return found
+
+
+def render_pages(texts: dict[Path, str], tables: dict[str, str], complete: bool = True) -> dict[Path, str]:
+    """Each page's text with its generated blocks replaced by their tables. A block's name must be
+    a known table and appear once over all the pages; with ``complete`` every table must have a
+    block somewhere."""
+    found = [name for text in texts.values() for name in _names(text)]
+    missing = sorted(set(tables) - set(found)) if complete else []
+    unknown = sorted(set(found) - set(tables))
+    twice = sorted({n for n in found if found.count(n) > 1})
+    if missing or unknown or twice:
+        raise ValueError(f"generated blocks: missing {missing}, unknown {unknown}, repeated {twice}")
+    return {path: BLOCK.sub(lambda m: m.group(1) + tables[m["name"]] + m.group(4), text)
+            for path, text in texts.items()}
 
 
 def render(text: str, tables: dict[str, str]) -> str:
     """``text`` with each generated block replaced by its table; every table must have exactly
-    one block, and every block a table."""
-    found = [m["name"] for m in BLOCK.finditer(text)]
-    missing = sorted(set(tables) - set(found))
-    unknown = sorted(set(found) - set(tables))
-    twice = sorted({n for n in found if found.count(n) > 1})
-    if missing or unknown or twice:
-        raise ValueError(f"README generated blocks: missing {missing}, unknown {unknown}, repeated {twice}")
-    return BLOCK.sub(lambda m: m.group(1) + tables[m["name"]] + m.group(4), text)
+    one block in it, and every block a table."""
+    return render_pages({Path("page"): text}, tables)[Path("page")]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="do not write; exit 1 when the README differs")
-    ap.add_argument("--readme", type=Path, default=README, help="the README to rewrite or check")
+    ap.add_argument("--check", action="store_true", help="do not write; exit 1 when a page differs")
+    ap.add_argument("--readme", type=Path, action="append", default=None,
+                    help="a page to rewrite or check (repeatable; default: README.md and docs/*.md)")
     ap.add_argument("--reference", type=Path, default=REFERENCE,
-                    help="the reference results folder (tables/ and runs/)")
+                    help="the embedded reference results folder (tables/ and runs/)")
     args = ap.parse_args(argv)
-    text = args.readme.read_text()
+    paths = args.readme or pages()
+    texts = {path: path.read_text() for path in paths}
     try:
-        new = render(text, generate(args.reference))
+        new = render_pages(texts, generate(args.reference), complete=args.readme is None)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if new == text:
-        print(f"{args.readme}: generated tables are up to date")
+    stale = [path for path in paths if new[path] != texts[path]]
+    if not stale:
+        print(f"{', '.join(str(p) for p in paths)}: generated tables are up to date")
         return 0
     if args.check:
-        diff = difflib.unified_diff(text.splitlines(keepends=True), new.splitlines(keepends=True),
-                                    f"{args.readme} (as committed)", f"{args.readme} (generated)")
-        sys.stdout.writelines(diff)
-        print(f"{args.readme}: generated tables differ from {args.reference}; "
-              f"run python bench/readme_tables.py to rewrite them")
+        for path in stale:
+            diff = difflib.unified_diff(texts[path].splitlines(keepends=True), new[path].splitlines(keepends=True),
+                                        f"{path} (as committed)", f"{path} (generated)")
+            sys.stdout.writelines(diff)
+            print(f"{path}: generated tables differ from {args.reference}; "
+                  f"run python bench/readme_tables.py to rewrite them")
         return 1
-    args.readme.write_text(new)
-    print(f"{args.readme}: generated tables rewritten")
+    for path in stale:
+        path.write_text(new[path])
+        print(f"{path}: generated tables rewritten")
     return 0
 
 

@@ -1,8 +1,10 @@
-"""The README's result tables are the ones bench/readme_tables.py builds from the committed files."""
+"""The result tables of README.md and docs/*.md are the ones bench/readme_tables.py builds from the
+committed files; the README stays a front page and every relative link of these pages resolves."""
 
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from helpers import load_bench_script
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+RESULTS = ROOT / "docs" / "results.md"  # the page that holds the accuracy and scoring_cost blocks
 
 
 RT = load_bench_script("readme_tables")
@@ -24,10 +27,59 @@ def tables() -> dict[str, str]:
 
 
 def test_readme_blocks_equal_the_generated_tables(tables):
-    found = RT.blocks(README.read_text())
-    assert set(found) == {"scoring_cost", "accuracy"}
+    assert set(RT.blocks(README.read_text())) == {"paper_vs_suite"}
+    assert set(RT.blocks(RESULTS.read_text())) == {"scoring_cost", "accuracy"}
+    found: dict[str, str] = {}
+    for page in RT.pages():
+        for name, body in RT.blocks(page.read_text()).items():
+            assert name not in found, f"block {name!r} appears twice"
+            found[name] = body
+    assert set(found) == set(tables)
     for name, table in tables.items():
-        assert found[name] == table, f"README block {name!r} is stale: run python bench/readme_tables.py"
+        assert found[name] == table, f"block {name!r} is stale: run python bench/readme_tables.py"
+    assert RT.main(["--check"]) == 0
+
+
+def test_paper_vs_suite_states_the_files_numbers(tables):
+    table = tables["paper_vs_suite"]
+    assert "39x (Qwen2.5-7B, GSM8K train: 175 s against 6,827 s), up to 185x" in table
+    assert "**20.1x**" in table and "7.83 s against 157.33 s" in table and "2-core AMD EPYC CPU" in table
+    assert "**45.1x**" in table and "**35.6x**" in table and "**122.3x**" in table
+    assert "-0.027 [-0.044, -0.012]" in table and "no (**worse**)" in table
+    assert "-0.017 [-0.036, +0.003]" in table and "no (**inconclusive**)" in table
+    assert "+0.028 [+0.012, +0.045]" in table and "`multisample-band`, 6 seeds" in table
+
+
+def test_paper_vs_suite_follows_the_differences(tmp_path):
+    ref = tmp_path / "embedded"
+    shutil.copytree(RT.REFERENCE / "tables", ref / "tables")
+    path = ref / "tables" / "differences.csv"
+    rows = path.read_text().splitlines()
+    rows = [r.replace(",-0.044016666666666635,-0.012,", ",0.001,0.05,") if r.startswith("default,embedded,ufo,full,")
+            else r for r in rows]
+    path.write_text("\n".join(rows) + "\n")
+    table = RT.paper_vs_suite_table(ref)
+    assert "-0.027 [+0.001, +0.050]" in table and "yes (**better**)" in table
+
+
+def test_readme_is_a_front_page():
+    assert len(README.read_text().splitlines()) <= 250
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_every_relative_link_resolves():
+    bad = []
+    for page in RT.pages():
+        for target in LINK.findall(page.read_text()):
+            if re.match(r"(https?|mailto):", target) or target.startswith("#"):
+                continue
+            path = target.split("#")[0]
+            if not (page.parent / path).exists():
+                bad.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not bad, bad
+    assert not any("../shared" in page.read_text() for page in RT.pages())
 
 
 def test_tables_state_the_numbers_of_the_files(tables):
@@ -55,10 +107,10 @@ def test_fixed_decimals_round_half_up():
 
 
 def test_a_changed_number_is_caught_and_rewritten(tmp_path, capsys):
-    text = README.read_text()
+    text = RESULTS.read_text()
     block = RT.blocks(text)["accuracy"]
     assert block.count("0.481 ± 0.005 (0.441 ± 0.002)") == 1
-    drifted = tmp_path / "README.md"
+    drifted = tmp_path / "results.md"
     drifted_text = text.replace(block, block.replace("0.481 ± 0.005 (0.441", "0.482 ± 0.005 (0.441"))
     drifted.write_text(drifted_text)
 
@@ -74,8 +126,8 @@ def test_a_changed_number_is_caught_and_rewritten(tmp_path, capsys):
 
 
 def test_check_exit_status_as_a_process(tmp_path):
-    drifted = tmp_path / "README.md"
-    drifted.write_text(README.read_text().replace("| 159 ± 8 |", "| 190 ± 8 |"))
+    drifted = tmp_path / "results.md"
+    drifted.write_text(RESULTS.read_text().replace("| 159 ± 8 |", "| 190 ± 8 |"))
     res = subprocess.run([sys.executable, str(ROOT / "bench" / "readme_tables.py"), "--check",
                           "--readme", str(drifted)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 1, res.stdout + res.stderr
@@ -90,15 +142,19 @@ def test_a_changed_source_file_changes_the_table(tmp_path):
     path = ref / "tables" / "accuracy.csv"
     path.write_text(path.read_text().replace(",0.48066666666666663,", ",0.301,"))
     assert "| 0.301 ± 0.005 (0.441 ± 0.002) | +0.023 ± 0.005 |" in RT.accuracy_table(ref)
-    assert RT.main(["--readme", str(README), "--reference", str(ref), "--check"]) == 1
+    assert RT.main(["--readme", str(RESULTS), "--reference", str(ref), "--check"]) == 1
 
 
 def test_a_missing_or_unknown_block_is_an_error(tmp_path, tables):
-    text = README.read_text()
+    text = README.read_text() + RESULTS.read_text()
     with pytest.raises(ValueError, match=r"missing \['accuracy'\]"):
-        RT.render(text.replace("<!-- generated: accuracy -->", "<!-- accuracy -->"), tables)
+        RT.render(re.sub(r"<!-- generated: accuracy -->.*?<!-- /generated -->", "", text, flags=re.S), tables)
     with pytest.raises(ValueError, match=r"unknown \['lr'\]"):
         RT.render(text + "\n<!-- generated: lr -->\n<!-- /generated -->\n", tables)
-    bad = tmp_path / "README.md"
-    bad.write_text(text.replace("<!-- /generated -->", ""))
+    with pytest.raises(ValueError, match=r"repeated \['paper_vs_suite'\]"):
+        RT.render_pages({README: README.read_text(), RESULTS: RESULTS.read_text() + README.read_text()}, tables)
+    bad = tmp_path / "results.md"
+    bad.write_text(RESULTS.read_text().replace("<!-- /generated -->", ""))
     assert RT.main(["--readme", str(bad), "--check"]) == 2
+    # the default pages must hold every table: README.md alone lacks the accuracy block
+    assert RT.main(["--readme", str(README), "--check"]) == 0
