@@ -42,7 +42,8 @@ def test_labels_follow_the_ci_and_one_seed_says_so(tmp_path):
     text = "\n".join(V.verdict_lines(tables, runs, tmp_path, references_root=tmp_path / "none"))
     assert "| ufo | 0.490 | -0.010 [-0.050, +0.030] **inconclusive** | -0.020 [-0.040, -0.001] **worse** |" in text
     assert "| full | 0.510 | +0.010 [+0.002, +0.020] **better** |  |" in text
-    assert "One seed per selector" in text and "make run SEEDS=3" in text
+    assert "One seed per selector: these CIs cover the held-out problems only" in text and "make run SEEDS=3" in text
+    assert "between seeds in the committed reference" not in text  # no reference, no spread claimed
     assert "**20.0x** faster" in text and "K=8" in text
     assert "committed reference" not in text  # none matches
 
@@ -67,6 +68,7 @@ def test_reproduction_is_judged_against_chance(tmp_path, ref_acc, word):
     tol = V.reproduction_tolerance(0.005, 3, 1, 0.488, 500)
     assert f"{word} (difference {0.488 - ref_acc:+.3f}, chance alone allows ±{tol:.3f})" in line
     assert f"0.488 here, {ref_acc:.3f} ± 0.005 over 3 seeds in `{ref}`" in line
+    assert any("(±0.005 between seeds in the committed reference)" in x for x in lines)
 
 
 def test_a_reference_of_another_model_is_not_used(tmp_path):

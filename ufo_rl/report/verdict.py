@@ -6,7 +6,8 @@ gives:
 - each selector's final held-out accuracy against ``random`` and ``full``: the difference with its
   95% CI from the differences table (a bootstrap over problems, and over seeds when a side has
   several; ufo_rl/report/tables.py), labelled **better** (the CI lies above 0), **worse** (below
-  0) or **inconclusive** (it spans 0). One seed is often inconclusive: that is the honest answer;
+  0) or **inconclusive** (it spans 0). With one seed the CI covers the problems only, and the
+  verdict says so, with the reference's seed spread where one is committed;
 - the scoring speedup of each single-pass method over multi-sample scoring (the paper's Table 4,
   arXiv 2505.12457 Sec. 4);
 - per selector, whether this run reproduces the committed reference made with the same
@@ -120,11 +121,21 @@ def verdict_lines(tables: dict[str, pd.DataFrame], runs: pd.DataFrame, out_dir: 
             lines.append(f"| {v} | {_fmt(row['accuracy_mean'])}{sd} | {cells[0]} | {cells[1]} |")
         lines.append("")
         if n_seeds == 1:
-            lines += ["One seed per selector: a CI that spans 0 says this run cannot rank those two; "
-                      "`make run SEEDS=3` runs three.", ""]
+            spread = _seed_spread(exp, bench, refs)
+            known = f" (±{spread:.3f} between seeds in the committed reference)" if spread else ""
+            lines += ["One seed per selector: these CIs cover the held-out problems only, not the seed-to-seed "
+                      f"variation of training{known}, so a label here can change with the seed; a CI that spans 0 "
+                      "says this run cannot rank those two. `make run SEEDS=3` runs three seeds.", ""]
         lines += _reproduction(exp, bench, g, refs, n_problems)
     lines += _speedups(tables.get("scoring_cost", pd.DataFrame()))
     return lines
+
+
+def _seed_spread(exp: str, bench: str, refs) -> float | None:
+    """The largest seed standard deviation of a final accuracy in the matching references."""
+    stds = [acc[(acc["experiment"] == exp) & (acc["benchmark"] == bench)]["accuracy_std"].max() for _, acc in refs]
+    stds = [s for s in stds if not pd.isna(s)]
+    return max(stds) if stds else None
 
 
 def _reproduction(exp: str, bench: str, g: pd.DataFrame, refs, n_problems: int) -> list[str]:
