@@ -4,7 +4,6 @@ the torch install step (bench/install_torch.py)."""
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import os
 import re
@@ -14,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, packages_distributions, req
 from pathlib import Path
 
 import pytest
+from helpers import load_bench_script
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -183,10 +183,7 @@ def test_the_gpu_environment_resolves(tmp_path):
 
 
 def _install_torch():
-    spec = importlib.util.spec_from_file_location("install_torch", ROOT / "bench" / "install_torch.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench_script("install_torch")
 
 
 def test_torch_install_plan():

@@ -4,7 +4,6 @@ committed reference's tables rebuild unchanged from its run folders."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import load_bench_script
 
 ROOT = Path(__file__).resolve().parents[1]
 # A GPU check carries the tracked tree to a machine that takes at most 64 MiB; this leaves room for
@@ -29,10 +29,7 @@ def _tracked() -> list[Path]:
 
 
 def _pack():
-    spec = importlib.util.spec_from_file_location("pack_reference", ROOT / "bench" / "pack_reference.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench_script("pack_reference")
 
 
 def test_tracked_tree_is_under_the_limit():
