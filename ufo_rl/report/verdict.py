@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ufo_rl.io import write_text
 from ufo_rl.provenance import REPO
 
 REFERENCES = REPO / "results" / "reference"
@@ -185,5 +186,5 @@ def write_verdict(out_dir: Path, tables: dict[str, pd.DataFrame], runs: pd.DataF
     if not lines:
         path.unlink(missing_ok=True)
         return None
-    path.write_text("\n".join(lines).rstrip() + "\n")
+    write_text(path, "\n".join(lines).rstrip() + "\n")  # atomic: a reader never sees half a verdict
     return path
