@@ -77,8 +77,19 @@ class ModelConfig:
     threads: Optional[int] = None
     # sampling backend for multisample scoring: hf (transformers generate) | vllm (GPU)
     generation_backend: str = "hf"
-    # vllm only: share of GPU memory vLLM may take
+    # vllm only: share of GPU memory vLLM may take (on a GPU; the CPU build reads model.vllm_kv_cache_gb)
     vllm_gpu_memory_utilization: float = 0.85
+    # vllm on a CPU: the engine's KV cache in GiB (null: sized from the job, ufo_rl/budget.py:
+    # vllm_kv_cache_bytes: prompts x K sequences of prompt + max_new_tokens tokens, with a margin,
+    # a floor of one full-length sequence, and at most a quarter of the memory available). On a GPU,
+    # a value here replaces vllm_gpu_memory_utilization. $VLLM_CPU_KVCACHE_SPACE, when set, wins.
+    vllm_kv_cache_gb: Optional[float] = None
+    # the resident memory in GiB that a job on a CPU plans for: GRPO's forward and backward pass
+    # runs in micro-batches of completions that fit it (the same gradient; ufo_rl/train.py), and a
+    # job whose estimate cannot fit the memory available stops before it loads the model
+    # (ufo_rl/plan.py: check_memory). null: 8 GiB, or half the memory available at the start if
+    # that is less. Not part of the run identity
+    memory_gb: Optional[float] = None
 
 
 @dataclass

@@ -359,6 +359,45 @@ def _pick(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
     return torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
 
 
+def vllm_memory_kwargs(model_cfg, device_type: str, model_path: str, n_prompts: int, k: int, prompt_tokens: int,
+                       dtype_bytes: int, env: dict | None = None, available: int | None = None) -> dict:
+    """The memory arguments of a vLLM engine for a multi-sample job of ``n_prompts`` prompts of
+    up to ``prompt_tokens`` tokens, ``k`` samples each of up to ``model.max_new_tokens`` tokens.
+
+    On a GPU: ``model.vllm_gpu_memory_utilization``, or ``model.vllm_kv_cache_gb`` when set. On a
+    CPU, where vLLM 0.31 otherwise reserves ``gpu_memory_utilization`` of the *host* memory
+    (vllm/v1/worker/cpu_worker.py: 20.8 GB resident for SmolLM2-135M on a 24 GB machine at
+    0.85): a KV cache of ``model.vllm_kv_cache_gb``, else one sized from the job
+    (ufo_rl/budget.py: vllm_kv_cache_bytes), and ``max_model_len`` cut to the longest prompt plus
+    the new tokens. Nothing on a CPU where ``$VLLM_CPU_KVCACHE_SPACE`` is set: vLLM reads it."""
+    import os
+
+    from ufo_rl.budget import GiB, available_memory, model_shape, vllm_kv_cache_bytes
+
+    env = os.environ if env is None else env
+    gb = model_cfg.vllm_kv_cache_gb
+    if gb is not None and gb <= 0:
+        raise UserError(f"model.vllm_kv_cache_gb must be > 0 or null, got {gb}")
+    if device_type != "cpu":
+        if gb is not None:
+            return {"kv_cache_memory_bytes": int(gb * GiB)}
+        return {"gpu_memory_utilization": model_cfg.vllm_gpu_memory_utilization}
+    if env.get("VLLM_CPU_KVCACHE_SPACE"):
+        return {}
+    shape = model_shape(model_path)
+    max_len = prompt_tokens + model_cfg.max_new_tokens
+    if shape is not None and shape.max_positions:
+        max_len = min(max_len, int(shape.max_positions))
+    if gb is not None:
+        return {"kv_cache_memory_bytes": int(gb * GiB), "max_model_len": max_len}
+    if shape is None:  # a hub id: no shape to size from, a fixed 1 GiB
+        return {"kv_cache_memory_bytes": GiB, "max_model_len": max_len}
+    available = available_memory() if available is None else available
+    kv = vllm_kv_cache_bytes(n_prompts, k, prompt_tokens, model_cfg.max_new_tokens,
+                             shape.kv_bytes_per_token(dtype_bytes), available, max_len)
+    return {"kv_cache_memory_bytes": kv, "max_model_len": max_len}
+
+
 class VLLMGenerator:
     """vLLM offline engine. Import cost (and CUDA, on a GPU) is paid only when this is built.
 

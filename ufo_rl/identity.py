@@ -23,7 +23,8 @@ from dataclasses import asdict
 # dotted keys of RunConfig that cannot change a run's results
 NON_RESULT_KEYS = frozenset({
     "run_dir", "results_dir", "cache_dir", "progress", "report", "stage", "experiment",
-    "model.cache_dir", "model.threads", "model.vllm_gpu_memory_utilization",
+    "model.cache_dir", "model.threads", "model.vllm_gpu_memory_utilization", "model.vllm_kv_cache_gb",
+    "model.memory_gb",
     "selector.batch_size", "selector.bucket", "selector.share_prefix", "eval.batch_size",
     "trainer.save_steps", "trainer.logging_steps", "trainer.report_to",
 })

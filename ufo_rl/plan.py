@@ -8,6 +8,7 @@ the loaded pool.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from ufo_rl.config import BUDGETS, RunConfig
@@ -193,3 +194,261 @@ def cap_prompts(pool: list[Problem], tok, system_prompt: str, ds) -> tuple[list[
     print(f"{ds.name}: skipped {len(long)} prompts over {ds.max_prompt_tokens} tokens "
           f"(first: {', '.join(dropped[:5])})", file=sys.stderr)
     return kept, dropped
+
+
+# ---- memory: an estimate before the model is loaded, and what a killed run left behind ----------
+
+def longest_prompt(tok, problems: list[Problem], system_prompt: str | None) -> int:
+    """Tokens of the longest chat-formatted prompt of ``problems`` (0 for none)."""
+    from ufo_rl.models import build_prompt
+
+    if not problems:
+        return 0
+    prompts = [build_prompt(tok, p.question, system_prompt) for p in problems]
+    return max(len(ids) for ids in tok(prompts, add_special_tokens=False)["input_ids"])
+
+
+def memory_estimate(cfg: RunConfig, shape, pool_tokens: int, eval_tokens: int, dtype_bytes: int,
+                    budget: int, target_tokens: int | None = None) -> dict[str, tuple[int, str]]:
+    """Estimated resident peak of each stage of the job on a CPU, ``{stage: (bytes, what)}``, from
+    the model's shape (ufo_rl/budget.py: ModelShape), the longest prompt of the pool and of the
+    benchmarks in tokens, the longest text UFO scores (default ``model.max_new_tokens``), and the
+    memory budget that sizes GRPO's micro-batches. Stages the job does not run, and sampling on
+    vLLM (its own engine, ``model.vllm_kv_cache_gb``), are left out."""
+    from ufo_rl.budget import BASE_BYTES, decode_bytes, micro_batch, rollout_prompts, train_peak_bytes
+    from ufo_rl.scorers import get_scorer
+
+    m, s, t = cfg.model, cfg.selector, cfg.trainer
+    weights = BASE_BYTES + shape.n_params * dtype_bytes
+    out: dict[str, tuple[int, str]] = {}
+    scorer = get_scorer(s.name)
+    if scorer.needs_model and scorer.samples and m.generation_backend != "vllm":
+        rows = max(s.batch_size, s.k)
+        out["score"] = (weights + decode_bytes(shape, rows, pool_tokens + m.max_new_tokens, dtype_bytes),
+                        f"sampling {rows} sequences of up to {pool_tokens} + {m.max_new_tokens} tokens")
+    elif scorer.needs_model:
+        # one teacher-forced pass per batch: the target positions' float32 logits, twice (the
+        # row's log-softmax), and a layer's working tensors (ufo_rl/scoring.py)
+        keep = (target_tokens or m.max_new_tokens) + 1
+        work = s.batch_size * (2 * keep * shape.vocab_size * 4
+                               + (pool_tokens + keep) * (3 * shape.intermediate_size + 4 * shape.hidden_size)
+                               * dtype_bytes)
+        out["score"] = (weights + work, f"scoring {s.batch_size} prompts a pass")
+    if cfg.stage in ("train", "all"):
+        if cfg.eval.benchmarks:
+            new = cfg.eval.max_new_tokens or m.max_new_tokens
+            rows = max(cfg.eval.batch_size, cfg.eval.k)
+            out["eval"] = (weights + decode_bytes(shape, rows, eval_tokens + new, dtype_bytes),
+                           f"decoding {rows} sequences of up to {eval_tokens} + {new} tokens")
+        micro = micro_batch(shape, t, pool_tokens, dtype_bytes, budget)
+        rollout = rollout_prompts(shape, t, pool_tokens, dtype_bytes, budget)
+        out["train"] = (train_peak_bytes(shape, t, micro, pool_tokens, dtype_bytes, rollout),
+                        f"GRPO sampling {rollout} prompts at a time and training on micro-batches of {micro} "
+                        f"completions of up to {pool_tokens} + {t.max_completion_length} tokens")
+    return out
+
+
+def _target_tokens(cfg: RunConfig, tok, pool: list[Problem]) -> int | None:
+    """Tokens of the longest text UFO teacher-forces (ufo_rl/scorers.py: ufo_targets): the answer
+    prefix and the gold answer, or the worked solution; None for the model's own greedy text."""
+    if cfg.selector.target == "answer":
+        texts = [cfg.model.answer_prefix + p.answer for p in pool]
+    elif cfg.selector.target == "solution":
+        texts = [p.solution or p.answer for p in pool]
+    else:
+        return None
+    return max((len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]), default=0)
+
+
+# what each stage's estimate can be lowered with
+_LOWER = {"score": "selector.batch_size (or model.max_new_tokens)", "eval": "eval.batch_size or eval.max_new_tokens",
+          "train": "trainer.max_completion_length or trainer.per_device_prompts"}
+
+
+def check_memory(cfg: RunConfig, model_path: str, pool: list[Problem], benches: dict, tok,
+                 available: int | None = None) -> dict | None:
+    """Say in one line, before the model is loaded, whether the job fits the memory: a
+    :class:`UserError` when a stage's estimate (:func:`memory_estimate`) is more than the memory
+    available, a printed line when it is more than ``model.memory_gb``. Returns the estimate
+    (None on a GPU, or for a checkpoint whose shape cannot be read: nothing is checked then)."""
+    import sys
+
+    from ufo_rl.budget import GiB, available_memory, memory_budget, model_shape
+    from ufo_rl.models import resolve_device, resolve_dtype
+
+    device = resolve_device(cfg.model)
+    shape = model_shape(model_path)
+    if device.type != "cpu" or shape is None:
+        return None
+    available = available_memory() if available is None else available
+    budget = memory_budget(cfg.model.memory_gb, available)
+    pool_tokens = longest_prompt(tok, pool, cfg.model.system_prompt)
+    if cfg.stage in ("train", "all"):
+        pool_tokens = min(pool_tokens, cfg.trainer.max_prompt_length or pool_tokens)
+    eval_tokens = max((longest_prompt(tok, b, cfg.model.system_prompt) for b in benches.values()), default=0)
+    est = memory_estimate(cfg, shape, pool_tokens, eval_tokens, resolve_dtype(cfg.model, device).itemsize, budget,
+                          _target_tokens(cfg, tok, pool))
+    if not est:
+        return est
+    stage, (peak, what) = max(est.items(), key=lambda kv: kv[1][0])
+    line = (f"this job needs about {peak / GiB:.1f} GiB at its {stage} stage ({what}; "
+            f"{shape.n_params / 1e6:.0f}M parameters)")
+    if peak > available:
+        raise UserError(f"{line}, more than the {available / GiB:.1f} GiB of memory available: it would be killed "
+                        f"for memory; lower {_LOWER[stage]}, or free memory")
+    if peak > budget:
+        print(f"[ufo-rl] {line}, more than model.memory_gb ({budget / GiB:.1f} GiB; {available / GiB:.1f} GiB "
+              f"available); lower {_LOWER[stage]} to stay within it", file=sys.stderr)
+    return est
+
+
+STAGE_MARKER = "stage.json"
+# the share of the machine's memory that a killed run held when last seen, from which the kill
+# is named as likely for memory
+OOM_SHARE = 0.5
+
+
+def stage_marker_path(cfg: RunConfig) -> Path:
+    """Where a job notes its running stage: beside its folder lock (ufo_rl/pipeline.py: Job._lock),
+    under the cache, keyed by the absolute run folder, so the same command finds it again."""
+    import hashlib
+
+    digest = hashlib.sha256(str(Path(cfg.run_dir).absolute()).encode()).hexdigest()[:16]
+    return cache_root(cfg) / "locks" / f"{digest}.{STAGE_MARKER}"
+
+
+def _process_tree_rss(proc) -> int:
+    import psutil
+
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:  # vLLM's engine runs in child processes
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+class StageMarker:
+    """A file that says which stage a job is in, written before each stage and refreshed with the
+    job's resident memory (its processes together) every few seconds, removed when the job ends
+    in any way Python sees (done, an error, Ctrl-C). A marker left behind by a process that no
+    longer runs means the job was killed (SIGKILL: the kernel's out-of-memory killer sends it)."""
+
+    every = 2.0  # seconds between memory readings
+
+    def __init__(self, path: Path):
+        import threading
+
+        self.path = Path(path)
+        self.record: dict = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = None
+
+    def previous_kill(self) -> str | None:
+        """The one line that names a previous run of this job as killed, or None (no marker, an
+        unreadable one, or one whose process still runs)."""
+        import psutil
+
+        from ufo_rl.budget import GiB
+
+        rec = read_marker(self.path)
+        if not rec:
+            return None
+        try:
+            if psutil.Process(int(rec["pid"])).create_time() == rec.get("create_time"):
+                return None  # still running (it holds the folder lock)
+        except (psutil.Error, KeyError, TypeError, ValueError):
+            pass
+        stage, rss, total = rec.get("stage", "?"), rec.get("peak_rss", 0), rec.get("total_memory") or 1
+        held = f"it held {rss / GiB:.1f} GiB of the machine's {total / GiB:.1f} GiB when last seen"
+        if rss >= OOM_SHARE * total:
+            why = f"likely out of memory at stage {stage}: {held}"
+        else:
+            why = f"at stage {stage}, {held}, so perhaps not for memory"
+        return (f"[ufo-rl] the previous run of this job was killed ({why}); it restarts from what was saved; "
+                "set model.memory_gb below the memory free for this job if it was killed for memory")
+
+    def start(self, stage: str = "start") -> None:
+        import os
+        import threading
+
+        import psutil
+
+        proc = psutil.Process()
+        self.record = {"pid": os.getpid(), "create_time": proc.create_time(), "stage": stage,
+                       "total_memory": psutil.virtual_memory().total, "peak_rss": proc.memory_info().rss}
+        self._write()
+        self._thread = threading.Thread(target=self._watch, args=(proc,), daemon=True, name="ufo-rl-stage-marker")
+        self._thread.start()
+
+    def stage(self, name: str) -> None:
+        self.record["stage"] = name
+        self._write()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.path.unlink(missing_ok=True)
+
+    def _watch(self, proc) -> None:
+        while not self._stop.wait(self.every):
+            rss = _process_tree_rss(proc)
+            if rss > self.record["peak_rss"]:
+                self.record["peak_rss"] = rss
+                self._write()
+
+    def _write(self) -> None:
+        import json
+        import os
+
+        with self._lock:
+            if self._stop.is_set() and self._thread is not None:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.record))
+            os.replace(tmp, self.path)
+
+
+def read_marker(path: Path) -> dict | None:
+    import json
+
+    try:
+        rec = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+class MarkedStages:
+    """A job's progress lines (ufo_rl/progress.py: JobProgress) that also move a
+    :class:`StageMarker` at each stage boundary."""
+
+    def __init__(self, lines, marker: StageMarker):
+        self._lines, self._marker = lines, marker
+
+    def stage(self, name: str, *args, **kwargs):
+        self._marker.stage(name)
+        return self._lines.stage(name, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._lines, name)
+
+
+@contextmanager
+def marked_stages(job, marker: StageMarker | None):
+    """Run a job's stages under ``marker`` (None: unmarked, e.g. on ranks other than 0): its
+    progress lines move the marker, which is removed however the block ends in Python."""
+    if marker is None:
+        yield
+        return
+    marker.start(getattr(job.lines, "stage_name", None) or "start")
+    lines, job.lines = job.lines, MarkedStages(job.lines, marker)
+    try:
+        yield
+    finally:
+        job.lines = lines
+        marker.close()

@@ -184,6 +184,10 @@ def _grpo_trainer_class():
     check_trl_generate_signature(GRPOTrainer)
 
     class OwnSamplingGRPOTrainer(GRPOTrainer):
+        # prompts whose completions are decoded at once (None: all); set by train_grpo to fit the
+        # memory (ufo_rl/budget.py: rollout_prompts)
+        rollout_prompts: int | None = None
+
         def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs):
             if args or kwargs or not _plain_text_sampling(self, images, multimodal_fields):
                 return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
@@ -197,17 +201,26 @@ def _grpo_trainer_class():
             gen = HFGenerator(model, self._tokenizer, batch_size=len(prompt_ids))
             params = SamplingParams(n=n, temperature=self.temperature, top_p=self.top_p,
                                     max_new_tokens=self.max_completion_length)
-            return gen.sample_ids([list(p) for p in unique], params, self.eos_token_ids), None
+            per_call = self.rollout_prompts * num_generations // n if self.rollout_prompts else len(unique)
+            out = []
+            for i in range(0, len(unique), per_call):
+                out += gen.sample_ids([list(p) for p in unique[i : i + per_call]], params, self.eos_token_ids)
+            return out, None
 
     return OwnSamplingGRPOTrainer
 
 
-def grpo_args(cfg: TrainerConfig, out_dir: Path, steps: int, seed: int, progress: bool):
+def grpo_args(cfg: TrainerConfig, out_dir: Path, steps: int, seed: int, progress: bool, micro: int | None = None):
     """The ``trl.GRPOConfig`` for a run (checkpoints under ``out_dir/checkpoints``).
 
     ``cfg.report_to`` names the trackers (:mod:`ufo_rl.tracking`): checked here (one-line
     :class:`UserError` for an unknown or missing one), and given the environment that keeps
     them offline and under ``out_dir``; the run folder's name is the tracker's run name.
+
+    ``micro`` (a divisor of ``per_device_prompts x num_generations``; default: all of them) is
+    the completions per forward and backward pass: TRL generates each step's batch at once and
+    splits it into ``steps_per_generation`` micro-batches whose gradients it accumulates into
+    one optimizer step, normalised over the whole batch, so the update is the same.
     """
     import os
 
@@ -218,6 +231,7 @@ def grpo_args(cfg: TrainerConfig, out_dir: Path, steps: int, seed: int, progress
     targets = check_report_to(cfg.report_to)
     os.environ.update(tracking_env(targets, out_dir, os.environ))
     on_gpu = torch.cuda.is_available()
+    split = completions_per_device_step(cfg) // micro if micro else 1
     kw = dict(
         output_dir=str(out_dir / CHECKPOINTS),
         max_steps=steps,
@@ -227,8 +241,8 @@ def grpo_args(cfg: TrainerConfig, out_dir: Path, steps: int, seed: int, progress
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
         num_generations=cfg.num_generations,
-        per_device_train_batch_size=completions_per_device_step(cfg),
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        per_device_train_batch_size=completions_per_device_step(cfg) // split,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps * split,
         max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature,
         top_p=cfg.top_p,
@@ -253,8 +267,56 @@ def grpo_args(cfg: TrainerConfig, out_dir: Path, steps: int, seed: int, progress
         log_completions=False,
         dataloader_num_workers=0,
     )
+    if split > 1:  # one generation per optimizer step, as without the split
+        kw["steps_per_generation"] = cfg.gradient_accumulation_steps * split
     kw.update(cfg.extra)
     return GRPOConfig(**kw)
+
+
+def train_chunks(model_path: str, cfg: TrainerConfig, model_cfg: ModelConfig, prompt_tokens: int) -> tuple[int, int]:
+    """(completions per forward and backward pass, prompts per rollout decoding call) on a CPU:
+    the most that keep the step's estimated resident peak inside ``model.memory_gb``
+    (ufo_rl/budget.py: micro_batch, rollout_prompts). The whole batch on a GPU, for a checkpoint
+    whose shape cannot be read, or when ``trainer.extra`` sets TRL's generation batch itself."""
+    from ufo_rl.budget import memory_budget, micro_batch, model_shape, rollout_prompts, train_peak_bytes
+    from ufo_rl.models import resolve_device, resolve_dtype
+
+    total, prompts = completions_per_device_step(cfg), cfg.per_device_prompts * cfg.gradient_accumulation_steps
+    device = resolve_device(model_cfg)
+    shape = model_shape(model_path)
+    if device.type != "cpu" or shape is None or {"generation_batch_size", "steps_per_generation"} & set(cfg.extra):
+        return total, prompts
+    dtype_bytes = resolve_dtype(model_cfg, device).itemsize
+    budget = memory_budget(model_cfg.memory_gb)
+    micro = micro_batch(shape, cfg, prompt_tokens, dtype_bytes, budget)
+    rollout = rollout_prompts(shape, cfg, prompt_tokens, dtype_bytes, budget)
+    if micro < total or rollout < prompts:
+        release_freed_memory()
+        if dist.is_main_process():
+            peak = train_peak_bytes(shape, cfg, micro, prompt_tokens, dtype_bytes, rollout)
+            print(f"[ufo-rl] GRPO: each step samples its {prompts} prompts {rollout} at a time and passes its "
+                  f"{total} completions through the model {micro} at a time (model.memory_gb "
+                  f"{budget / 2**30:.1f} GiB; step estimated at {peak / 2**30:.1f} GiB)", flush=True)
+    return micro, rollout
+
+
+# glibc's mallopt parameter for the size from which an allocation gets its own mapping
+_M_MMAP_THRESHOLD = -3
+
+
+def release_freed_memory(threshold: int = 2**20) -> bool:
+    """Have glibc serve every allocation of ``threshold`` bytes or more with its own mapping, which
+    goes back to the system when freed (a fixed threshold; glibc's own rises as big blocks are
+    freed). Without it the activations of successive micro-batches fragmented the heap: SmolLM2's
+    GRPO step in micro-batches of 4 grew from 6 to 11.2 GiB resident over its 16 micro-batches,
+    and a loop of forward and backward passes held 5.1 GiB between passes against 2.4 GiB with
+    it (a few percent slower from the fresh pages). False where the C library is not glibc."""
+    import ctypes
+
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):
+        return False
 
 
 def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerConfig,
@@ -284,10 +346,10 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
             for p in train_problems]
     # TRL 1.x no longer truncates prompts: drop the ones over max_prompt_length instead
     n_long = 0
+    lengths = [len(ids) for ids in tok([r["prompt"] for r in rows], add_special_tokens=False)["input_ids"]]
     if cfg.max_prompt_length:
-        keep = [r for r in rows if len(tok(r["prompt"], add_special_tokens=False)["input_ids"])
-                <= cfg.max_prompt_length]
-        n_long, rows = len(rows) - len(keep), keep
+        keep = [(r, n) for r, n in zip(rows, lengths) if n <= cfg.max_prompt_length]
+        n_long, rows, lengths = len(rows) - len(keep), [r for r, _ in keep], [n for _, n in keep]
         if not rows:
             raise UserError(f"every training prompt is longer than trainer.max_prompt_length="
                             f"{cfg.max_prompt_length} tokens; raise it")
@@ -315,7 +377,9 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
         strict=True, format_weight=cfg.format_reward_weight if cfg.format_reward else 0.0)
     recorder = _RewardRecorder(reward, cfg.num_generations)
     t0 = time.perf_counter() - prior
-    args = grpo_args(cfg, out_dir, steps, seed, progress)
+    # TRL pads every prompt of a generation batch to its longest: the subset's longest bounds it
+    micro, rollout = train_chunks(model_path, cfg, model_cfg, max(lengths))
+    args = grpo_args(cfg, out_dir, steps, seed, progress, micro)
     trainer = _grpo_trainer_class()(
         model=str(resume) if finished else model_path,
         reward_funcs=[recorder],
@@ -324,6 +388,7 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
         processing_class=tok,
         callbacks=[*_callbacks(recorder, log_path, eval_fn, cfg.eval_every, curve_path, t0), *callbacks],
     )
+    trainer.rollout_prompts = rollout
     if finished:
         trainer.state.global_step = _checkpoint_step(resume)
     else:
@@ -355,6 +420,8 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
         "reward_first": sum(rewards[:k]) / k if rewards else None,
         "reward_last": sum(rewards[-k:]) / k if rewards else None,
         "curve": curve,
+        "micro_batch": micro,
+        "rollout_prompts": rollout,
         "threads": torch.get_num_threads(),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
     }
