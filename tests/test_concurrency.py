@@ -237,11 +237,19 @@ def test_a_parallel_sweep_ends_with_the_serial_sweeps_tables(tmp_path, micro_mod
     """``hydra/launcher=parallel`` (joblib, 2 workers: what ``make run`` uses) and
     ``submitit_local`` (every job at once) run the same jobs side by side on one cache; their
     folders, scores and every table equal the serial sweep's, up to wall-clock columns."""
-    extra = ["hydra.launcher.n_jobs=2"] if launcher == "parallel" else []
+    # progress on, as make run has it: side by side, the jobs show their lines and no bars
+    extra = ["hydra.launcher.n_jobs=2", "progress=true"] if launcher == "parallel" else []
     par = subprocess.run(_args(micro_model, tmp_path / "res", tmp_path / "cache", *WHOLE_SWEEP,
                                f"hydra/launcher={launcher}", *extra, multirun=True),
                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900)
     assert par.returncode == 0, par.stderr[-3000:]
+    if launcher == "parallel":  # a console a person can read (ufo_rl/progress.py: bars, job_log)
+        console = par.stdout + par.stderr
+        assert "[ufo-rl] job 1/3" in console and "# Verdict" in console
+        for noise in ("{'loss'", "'reward'", "generate:", "ufo score", "Loading weights", "it/s]"):
+            assert noise not in console, noise
+        for folder in _folders(tmp_path / "res"):  # TRL's per-step metrics went to the job's log
+            assert "ufo_rl.train: step 2: {" in (folder / "job.log").read_text()
     a, b = _folders(tmp_path / "res"), _folders(serial_sweep / "res")
     assert [f.name for f in a] == [f.name for f in b] and len(a) == 3
     for fa, fb in zip(a, b):

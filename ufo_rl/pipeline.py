@@ -30,7 +30,7 @@ from ufo_rl.errors import UserError
 from ufo_rl.io import ensure_dir, folder_lock, read_json, write_json, write_jsonl, write_parquet, write_text
 from ufo_rl.plan import cache_root, cap_prompts, check_sizes, make_plan
 from ufo_rl.problems import Problem, fingerprint_problems
-from ufo_rl.progress import JobProgress, for_job, trainer_callback
+from ufo_rl.progress import JobProgress, bars, for_job, job_log, trainer_callback
 from ufo_rl.selection import apply_rule
 
 # what a finished folder's stage already covers
@@ -62,6 +62,8 @@ class Job:
         self.pool_report: dict = {}
         # the job's progress lines (ufo_rl/progress.py): silent until run() starts the job
         self.lines = JobProgress(self.dir.name, enabled=False)
+        # progress bars, off where jobs run side by side (their lines say how far each is)
+        self.bars = bars(cfg.progress)
 
     def model_identity(self) -> tuple[str, str]:
         """(loadable path, content fingerprint) of the configured model, computed once per job:
@@ -69,7 +71,7 @@ class Job:
         if self._identity is None:
             from ufo_rl.models import model_fingerprint, resolve_model_path
 
-            path = resolve_model_path(self.cfg.model, self.cfg.progress)
+            path = resolve_model_path(self.cfg.model, self.bars)
             self._identity = (path, model_fingerprint(path))
         return self._identity
 
@@ -78,7 +80,7 @@ class Job:
         if self._model is None:
             from ufo_rl.models import load_model
 
-            self._model = load_model(self.cfg.model, self.cfg.progress)
+            self._model = load_model(self.cfg.model, self.bars)
         return self._model
 
     def vllm(self, info: dict, pool: list[Problem]):
@@ -146,7 +148,7 @@ class Job:
             elif scorer.needs_model:
                 model, tok, load_info = self.model()
                 info.update(load_info)
-            ctx = ScoreContext(model, tok, cfg.model, cfg.selector, cfg.progress, generator)
+            ctx = ScoreContext(model, tok, cfg.model, cfg.selector, self.bars, generator)
             if model is not None and model.device.type == "cuda" and "warmup_seconds" not in info:
                 # CUDA loads each kernel on its first use: one untimed batch first, so the timed
                 # scoring is not mostly start-up (measured on an H200: 5.9 s cold, 0.54 s warm
@@ -159,7 +161,7 @@ class Job:
 
         folder = cache_root(cfg) / f"{scorer.name}-{key}"
         self.lines.stage("score", total=len(pool))
-        df, cost, samples, status = score_sharded(folder, pool, score_chunk, progress=cfg.progress,
+        df, cost, samples, status = score_sharded(folder, pool, score_chunk, progress=self.bars,
                                                   report=self.lines.update)
         # the cost figures of the run that actually scored, kept and written by rank 0
         original = dist.broadcast(_first_cost(folder / "first_cost.json", cost, info)
@@ -201,8 +203,7 @@ class Job:
         from ufo_rl.evaluate import evaluate
 
         eval_cfg = replace(self.cfg.eval, k=0) if greedy_only else self.cfg.eval
-        metrics, records = evaluate(model, tok, benches, eval_cfg, self.cfg.model, self.cfg.seed,
-                                    self.cfg.progress)
+        metrics, records = evaluate(model, tok, benches, eval_cfg, self.cfg.model, self.cfg.seed, self.bars)
         for name, recs in records.items():
             write_jsonl(self.dir / "eval_samples" / f"{phase}-{name}.jsonl", recs)
         return metrics
@@ -240,7 +241,7 @@ class Job:
 
         result = train_grpo(self.model_identity()[0], subset, cfg.trainer, cfg.model,
                             self.dir, cfg.seed, eval_fn=eval_fn if cfg.trainer.eval_every else None,
-                            progress=cfg.progress, callbacks=[trainer_callback(self.lines)])
+                            progress=self.bars, callbacks=[trainer_callback(self.lines)])
         evals = [(row["step"], {b: m for b, m in row.items() if isinstance(m, dict)})
                  for row in result.get("curve", [])]
         evals = [(step, metrics) for step, metrics in evals if metrics]
@@ -299,7 +300,8 @@ class Job:
             done = dist.broadcast(self._claim_folder() if dist.is_main_process() else None)
             if done is not None:
                 return done
-            with marked_stages(self, marker):
+            log_dir = self.dir if dist.is_main_process() else None
+            with marked_stages(self, marker), job_log(log_dir, self.bars):
                 return self._run(pool, benches, t_start)
 
     def _needs_model(self) -> bool:

@@ -26,11 +26,14 @@ launch prints (``ufo_rl/dist.py``).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 PREFIX = "[ufo-rl]"
 # the least time between two periodic lines of one job
@@ -221,6 +224,67 @@ def for_job(cfg) -> JobProgress:
         pass
     name = job_name(cfg).rsplit("-", 1)[0]  # without the identity hash
     return JobProgress(name, index, count, periodic=cfg.progress, enabled=dist.is_main_process())
+
+
+def side_by_side() -> bool:
+    """True in a job that a launcher runs beside others on this machine (``hydra/launcher=parallel``
+    with more than one worker): their bars would interleave on one console, so such a job shows
+    its job lines alone (:func:`bars`)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+            return False
+        launcher = HydraConfig.get().launcher
+        n_jobs = launcher.get("n_jobs", 1)
+        return "joblib" in str(launcher.get("_target_", "")).lower() and (n_jobs is None or int(n_jobs) != 1)
+    except (ImportError, ValueError, TypeError):
+        return False
+
+
+def bars(progress: bool) -> bool:
+    """Whether a job draws progress bars (its own, TRL's, transformers' weight loading): with
+    ``progress`` on, unless it runs side by side with other jobs (:func:`side_by_side`)."""
+    return bool(progress) and not side_by_side()
+
+
+JOB_LOG = "job.log"
+# what a job's log file takes: the package's own records (TRL's per-step metrics among them,
+# ufo_rl/train.py) and the warnings of the libraries it drives
+LOGGERS = ("ufo_rl", "transformers", "trl")
+
+
+@contextmanager
+def job_log(folder: Path | None, bars_on: bool = True):
+    """While the job runs: ``<run folder>/job.log`` receives the loggers of :data:`LOGGERS` (the
+    file is made on the first record, and a resumed run appends); without bars, transformers'
+    weight-loading bars are off too. ``folder=None`` (a rank other than 0) only does the latter."""
+    from transformers.utils import logging as hf_logging
+
+    bars_were = hf_logging.is_progress_bar_enabled()
+    if not bars_on:
+        hf_logging.disable_progress_bar()
+    handler = None
+    levels = {}
+    if folder is not None:
+        handler = logging.FileHandler(Path(folder) / JOB_LOG, encoding="utf-8", delay=True)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        for name in LOGGERS:
+            logger = logging.getLogger(name)
+            levels[name] = logger.level
+            logger.addHandler(handler)
+        logging.getLogger("ufo_rl").setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        if handler is not None:
+            for name in LOGGERS:
+                logging.getLogger(name).removeHandler(handler)
+                logging.getLogger(name).setLevel(levels[name])
+            handler.close()
+        if bars_were and not bars_on:
+            hf_logging.enable_progress_bar()
 
 
 def sweep_line(stage: str, write: Callable[[str], None] = _tqdm_write, now: float | None = None) -> None:

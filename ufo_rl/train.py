@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,6 +45,8 @@ from ufo_rl.io import write_text
 from ufo_rl.models import build_prompt, load_tokenizer
 from ufo_rl.problems import Problem
 from ufo_rl.rewards import combined_reward, zero_advantage_fraction
+
+LOG = logging.getLogger("ufo_rl.train")
 
 TRAIN_LOG = "train.jsonl"
 EVAL_CURVE = "eval_curve.jsonl"
@@ -208,6 +211,30 @@ def _grpo_trainer_class():
             return out, None
 
     return OwnSamplingGRPOTrainer
+
+
+def quiet_console(trainer, bar: bool) -> None:
+    """Keep TRL's per-step metric dicts off the console: transformers prints each logged step's
+    dict there (``ProgressCallback.on_log``, or ``PrinterCallback`` without bars), which in a sweep
+    buries the job lines. The metrics are in ``train.jsonl`` already; here they go to the
+    ``ufo_rl.train`` logger (the job's ``job.log``). With ``bar`` the step bar stays."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    def log_step(state, logs) -> None:
+        if state.is_world_process_zero and logs:
+            LOG.info("step %d: %s", state.global_step, json.dumps(logs, default=str))
+
+    class StepBar(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            log_step(state, logs)
+
+    class StepLog(PrinterCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            log_step(state, logs)
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(StepBar() if bar else StepLog())
 
 
 def grpo_args(cfg: TrainerConfig, out_dir: Path, steps: int, seed: int, progress: bool, micro: int | None = None):
@@ -389,6 +416,7 @@ def train_grpo(model_path: str, train_problems: Sequence[Problem], cfg: TrainerC
         callbacks=[*_callbacks(recorder, log_path, eval_fn, cfg.eval_every, curve_path, t0), *callbacks],
     )
     trainer.rollout_prompts = rollout
+    quiet_console(trainer, progress)
     if finished:
         trainer.state.global_step = _checkpoint_step(resume)
     else:
