@@ -61,7 +61,7 @@ def test_registry_imports_no_package_named_baselines_and_has_every_name(tmp_path
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    assert out["names"] == ["full", "multisample", "random", "ufo"]
+    assert out["names"] == ["full", "multisample", "random", "ufo", "ufo_calibrated"]
     assert out["plugins"] == ["baselines = ufo_rl_baselines"]
     assert not [m for m in out["mods"] if m.split(".")[0] == "baselines"], out["mods"]
     assert {out["origin"][n] for n in ("full", "multisample", "random")} == {

@@ -139,7 +139,7 @@ class SelectorConfig:
     name: str = "ufo"
     # share of the pool kept, in (0, 1]
     fraction: float = 0.1
-    # top_mid | lowest | highest | band | bin | dapo | random | all
+    # top_mid | lowest | highest | band | bin | dapo | calibrated | random | all
     rule: str = "top_mid"
     # ufo: which text is teacher-forced: answer | solution | greedy
     target: str = "answer"
@@ -159,8 +159,13 @@ class SelectorConfig:
     # multisample: samples per prompt and their temperature
     k: int = 8
     temperature: float = 1.0
-    # rule=band: keep the prompts whose signal is closest to this value
+    # rule=band: keep the prompts whose signal is closest to this value; rule=calibrated: those
+    # whose predicted pass rate is closest to it
     band_target: float = 0.5
+    # ufo_calibrated: the share of the pool sampled k times to fit the confidence -> pass rate
+    # map, in (0, 1]; a prompt is in it when a hash of (its id, calibration_seed) falls below it
+    calibration_share: float = 0.05
+    calibration_seed: int = 0
     # rule=bin: split the pool into n_bins equal-count bins of the signal, keep bin bin_index;
     # rule=value_bin: bin the pool by signal value (pass rates j/K), merging neighbouring values
     # until a bin holds bin_min_share of the pool (and 20 prompts), keep bin bin_index
@@ -272,6 +277,10 @@ def config_problem(cfg: RunConfig) -> str | None:
     problem = results_dir_problem(cfg.results_dir)
     if problem:
         return problem
+    share = cfg.selector.calibration_share
+    if not 0 < share <= 1:
+        return (f"selector.calibration_share must be in (0, 1], got {share}; "
+                "set it to the share of the pool to sample (e.g. selector.calibration_share=0.05)")
     threads = cfg.model.threads
     if threads is not None and threads < 1:
         return (f"model.threads must be >= 1, or null for torch's default, got {threads}; "

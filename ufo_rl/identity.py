@@ -32,7 +32,8 @@ SHORT = 8
 # options added after run folders were first written, with the value that keeps the older
 # behaviour: left out of the identity at that value, so a folder written before the option
 # existed keeps its name and is still reused
-ADDED_KEYS = {"model.tiny.slip_levels": None, "selector.bin_min_share": 0.05, "launch.world_size": 1}
+ADDED_KEYS = {"model.tiny.slip_levels": None, "selector.bin_min_share": 0.05, "launch.world_size": 1,
+              "selector.calibration_share": 0.05, "selector.calibration_seed": 0}
 
 
 def launch_world_size() -> int:

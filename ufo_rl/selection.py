@@ -3,7 +3,9 @@
 Every rule takes the signal ``s`` (shape ``(n,)``; UFO confidence or multi-sample pass rate)
 and returns ``(keep, score)``: a boolean mask of shape ``(n,)`` and the per-prompt score the rule
 ranked by (higher = kept first). Ties are broken by a seeded random permutation, so a fixed seed
-gives a fixed subset and no rule leans on the pool's order.
+gives a fixed subset and no rule leans on the pool's order. A rule may read other columns of the
+scores (:data:`RULE_INPUTS`: ``calibrated`` reads ``pass_rate``) and add some
+(:data:`RULE_OUTPUTS`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ RULES: dict[str, Callable] = {}
 RULE_PARAMS = ("band_target", "n_bins", "bin_index", "bin_min_share")
 # the rules that keep one bin of the pool (the paper's Figure 1); the run's label names its index
 BIN_RULES = ("bin", "value_bin")
+# rules that read columns of the scores besides the signal, passed to the rule by column name
+RULE_INPUTS: dict[str, tuple[str, ...]] = {"calibrated": ("pass_rate",)}
+# rules that add per-prompt columns to the scores: rule -> fn(signal, **inputs) -> {column: values}
+RULE_OUTPUTS: dict[str, Callable] = {}
 
 
 def register(name: str):
@@ -173,6 +179,70 @@ def select_dapo(s, fraction, seed=0, **_):
     return _top(score, min(k, int(mixed.sum())), seed), score
 
 
+def calibration_map(confidence, pass_rate) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A monotone (non-decreasing) map from confidence to pass rate, fitted on the rows whose
+    ``pass_rate`` is not NaN (the calibration share) and applied to every row.
+
+    The calibration rows are sorted by confidence (rows of equal confidence averaged, weighted by
+    their count) and fitted by isotonic regression (``scipy.optimize.isotonic_regression``); each
+    row's predicted pass rate is ``np.interp`` over the fitted knots: linear between them, clamped
+    at the lowest and highest calibration confidence. Returns ``(predicted, knots, fitted)``;
+    fewer than 2 calibration rows is an error.
+
+    >>> calibration_map([.1, .2, .3, .4], [0, np.nan, 1, np.nan])[0].tolist()
+    [0.0, 0.5, 1.0, 1.0]
+    """
+    from scipy.optimize import isotonic_regression
+
+    c = _check(confidence)
+    y = np.full(len(c), np.nan) if pass_rate is None else np.asarray(pass_rate, dtype=float)
+    if y.shape != c.shape:
+        raise UserError(f"rule calibrated: {len(y)} pass rates for {len(c)} confidences")
+    cal = ~np.isnan(y)
+    if int(cal.sum()) < 2:
+        raise UserError(f"rule calibrated needs the pass rates of at least 2 prompts of the pool to fit its "
+                        f"confidence -> pass rate map, got {int(cal.sum())} of {len(c)}; raise "
+                        "selector.calibration_share (selector=ufo_calibrated) or the pool")
+    knots, inverse, counts = np.unique(c[cal], return_inverse=True, return_counts=True)
+    means = np.bincount(inverse.ravel(), weights=y[cal], minlength=len(knots)) / counts
+    fitted = np.asarray(isotonic_regression(means, weights=counts.astype(float), increasing=True).x)
+    return np.interp(c, knots, fitted), knots, fitted
+
+
+@register("calibrated")
+def select_calibrated(s, fraction, seed=0, band_target: float = 0.5, pass_rate=None, **_):
+    """Calibrated single pass: this suite's extension of UFO-RL, not the paper's rule.
+
+    ``s`` is UFO's confidence (arXiv 2505.12457, Sec. 3: the mean log-probability of the target
+    under one teacher-forced forward pass, ``s = exp(Conf)``); ``pass_rate`` holds K-sample pass
+    rates for a small calibration share of the pool and NaN elsewhere. A monotone map from
+    confidence to pass rate is fitted on that share (:func:`calibration_map`), and the
+    ``fraction`` of the pool whose predicted pass rate is nearest ``band_target`` (0.5: where a
+    GRPO group is most often mixed) is kept: ``Score = -|predicted - band_target|``.
+
+    Ties (isotonic regression fits plateaus, so many rows share a predicted value) go to the row
+    whose confidence is nearest the middle of the target zone: the midpoint of the lowest and
+    highest calibration confidence whose fitted pass rate is nearest ``band_target``; remaining
+    ties by the seeded permutation of the other rules. Returns ``(keep, score)``; the predicted
+    pass rate is the column ``predicted_pass_rate`` (:data:`RULE_OUTPUTS`).
+    """
+    c = _check(s)
+    predicted, knots, fitted = calibration_map(c, pass_rate)
+    gap = np.abs(fitted - band_target)
+    zone = knots[np.isclose(gap, gap.min(), rtol=0, atol=1e-12)]
+    middle = (zone.min() + zone.max()) / 2
+    score = -np.abs(predicted - band_target)
+    tiebreak = np.random.default_rng(seed).permutation(len(c))
+    order = np.lexsort((tiebreak, np.abs(c - middle), -np.round(score, 12)))
+    keep = np.zeros(len(c), dtype=bool)
+    keep[order[: n_keep(len(c), fraction)]] = True
+    return keep, score
+
+
+RULE_OUTPUTS["calibrated"] = lambda s, pass_rate=None, **_: {
+    "predicted_pass_rate": calibration_map(s, pass_rate)[0]}
+
+
 @register("random")
 def select_random(s, fraction, seed=0, **_):
     """A seeded random ``fraction`` (the signal is ignored)."""
@@ -200,7 +270,9 @@ def apply_rule(scorer, selector, df, pool, seed: int):
     ``pool`` by ``scorer``, a :class:`ufo_rl.scorers.Scorer`).
 
     Returns ``(df, signal_name, rule)``; ``df`` gains the columns ``score`` (what the rule ranked,
-    NaN for a rule without one), ``selected``, ``difficulty`` and ``selector``. A scorer without
+    NaN for a rule without one), ``selected``, ``difficulty`` and ``selector``, and those the rule
+    adds (:data:`RULE_OUTPUTS`: ``predicted_pass_rate`` for ``calibrated``); a rule of
+    :data:`RULE_INPUTS` also reads those columns of ``df``. A scorer without
     a signal (random, full) applies its own rule (:meth:`ufo_rl.scorers.Scorer.resolve_rule`).
     """
     import pandas as pd
@@ -214,7 +286,12 @@ def apply_rule(scorer, selector, df, pool, seed: int):
                         f"set selector.signal to one it has (confidence, logprob_mean, pass_rate)")
     else:
         signal = df[signal_name].to_numpy(dtype=float)
-    keep, score = select(rule, signal, selector.fraction, seed=seed, **{k: getattr(selector, k) for k in RULE_PARAMS})
+    inputs = {c: df[c].to_numpy(dtype=float) if c in df else None for c in RULE_INPUTS.get(rule, ())}
+    keep, score = select(rule, signal, selector.fraction, seed=seed,
+                         **{k: getattr(selector, k) for k in RULE_PARAMS}, **inputs)
+    if rule in RULE_OUTPUTS:
+        for column, values in RULE_OUTPUTS[rule](signal, **inputs).items():
+            df[column] = values
     df["score"] = score if signal_name is not None or rule == "random" else np.nan
     df["selected"] = keep
     df["difficulty"] = pd.array([p.difficulty for p in pool], dtype="Int64")
