@@ -47,7 +47,7 @@ import argparse
 import json
 import math
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ufo_rl.errors import UserError
@@ -173,15 +173,17 @@ def _rule_holds(run, df, keep) -> bool:
     """Whether the run's selected set is what its rule picks from the run's own signal."""
     import numpy as np
 
-    from ufo_rl.selection import RULE_PARAMS, select
+    from ufo_rl.selection import RULE_INPUTS, RULE_PARAMS, select
 
     cfg = run.selector_config
     if run.signal:
         signal = df[run.signal].to_numpy(dtype=float)
     else:  # random and full read no signal
         signal = np.zeros(len(df))
+    # a rule that reads more columns than its signal (calibrated: the calibration share's pass rates)
+    inputs = {c: df[c].to_numpy(dtype=float) if c in df else None for c in RULE_INPUTS.get(run.rule, ())}
     expected, _ = select(run.rule, signal, float(cfg.get("fraction", run.meta.get("fraction", 1.0))),
-                         seed=int(run.meta.get("seed", 0)), **{k: cfg[k] for k in RULE_PARAMS if k in cfg})
+                         seed=int(run.meta.get("seed", 0)), **{k: cfg[k] for k in RULE_PARAMS if k in cfg}, **inputs)
     return bool(np.array_equal(expected, keep))
 
 
@@ -214,7 +216,7 @@ def make_reference(measured: dict, rules: dict, runs_dir: Path) -> dict:
                         "could not tell a sweep where selection stopped mattering; record more seeds or steps")
     return {
         "schema": SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": git_revision(),
         "runs_dir": str(runs_dir),
         "rules": {**rules, "accuracy_band": "max(accuracy_min_band, accuracy_sigmas * std * "

@@ -193,8 +193,8 @@ def test_a_sweep_numbers_its_jobs(tmp_path):
 def test_sweep_size_counts_what_the_basic_sweeper_expands():
     from hydra import compose, initialize_config_dir
 
-    from ufo_rl.hydra_conf import register_configs
     from ufo_rl.hydra_callbacks import sweep_size
+    from ufo_rl.hydra_conf import register_configs
 
     register_configs()
     with initialize_config_dir(str(PROJECT_ROOT / "conf"), version_base="1.3"):

@@ -214,3 +214,10 @@ def test_select_stage_through_bench_run(tmp_path, micro_model):
     assert len(samples) == 2 * cal.sum()
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["status"] == "done" and meta["variant"] == "ufo_calibrated-k2-cal0.5"
+    # bench/check.py's rule check recomputes the selection from the run's own columns, pass rates included
+    from helpers import load_bench_script
+
+    from ufo_rl.report.runs import load_runs
+
+    [run] = load_runs(tmp_path / "runs")
+    assert load_bench_script("check")._rule_holds(run, df, df["selected"].to_numpy(dtype=bool))
