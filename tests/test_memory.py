@@ -67,7 +67,7 @@ def test_the_parameter_count_from_a_config_is_the_checkpoints():
 def test_micro_batch_is_the_largest_divisor_that_fits_the_budget():
     cfg = TrainerConfig()  # 8 prompts x 8 generations
     seen = []
-    for gib in (2, 4, 6, 8, 12, 16, 32, 64):
+    for gib in (2, 4, 6, 8, 12, 16, 32, 128):
         micro = micro_batch(SMOLLM2, cfg, 350, 4, gib * GiB)
         assert 64 % micro == 0
         peak = train_peak_bytes(SMOLLM2, cfg, micro, 350, 4)
@@ -100,18 +100,18 @@ def test_train_chunks_follow_model_memory_gb(smollm2_folder):
     from ufo_rl.train import train_chunks
 
     cfg = TrainerConfig()
-    small = train_chunks(smollm2_folder, cfg, ModelConfig(device="cpu", memory_gb=4.0), 350)
-    big = train_chunks(smollm2_folder, cfg, ModelConfig(device="cpu", memory_gb=64.0), 350)
+    small = train_chunks(smollm2_folder, cfg, ModelConfig(device="cpu", memory_gb=5.0), 350)
+    big = train_chunks(smollm2_folder, cfg, ModelConfig(device="cpu", memory_gb=128.0), 350)
     assert big == (64, 8)  # all 8 prompts x 8 generations at once
     micro, prompts = small
     assert micro < 64 and 64 % micro == 0 and 1 <= prompts < 8
-    assert train_peak_bytes(SMOLLM2, cfg, micro, 350, 4, prompts) <= 4 * GiB
-    assert train_peak_bytes(SMOLLM2, cfg, micro, 350, 4) > 4 * GiB  # the whole rollout at once would not fit
-    assert prompts == rollout_prompts(SMOLLM2, cfg, 350, 4, 4 * GiB)
+    assert train_peak_bytes(SMOLLM2, cfg, micro, 350, 4, prompts) <= 5 * GiB
+    assert train_peak_bytes(SMOLLM2, cfg, micro, 350, 4) > 5 * GiB  # the whole rollout at once would not fit
+    assert prompts == rollout_prompts(SMOLLM2, cfg, 350, 4, 5 * GiB)
     # TRL's generation batch set by hand, or an unreadable checkpoint: left as it is
     extra = dataclasses.replace(cfg, extra={"generation_batch_size": 64})
-    assert train_chunks(smollm2_folder, extra, ModelConfig(device="cpu", memory_gb=4.0), 350) == (64, 8)
-    assert train_chunks("org/model", cfg, ModelConfig(device="cpu", memory_gb=4.0), 350) == (64, 8)
+    assert train_chunks(smollm2_folder, extra, ModelConfig(device="cpu", memory_gb=5.0), 350) == (64, 8)
+    assert train_chunks("org/model", cfg, ModelConfig(device="cpu", memory_gb=5.0), 350) == (64, 8)
     with pytest.raises(UserError, match="model.memory_gb"):
         train_chunks(smollm2_folder, cfg, ModelConfig(device="cpu", memory_gb=0.0), 350)
 
@@ -206,8 +206,9 @@ def test_a_job_that_fits_is_estimated_stage_by_stage(tmp_path, smollm2_folder, s
     cfg = job_config(tmp_path, smollm2_folder)
     pool = [Problem(id=str(i), question="What is 2 + 2?", answer="4") for i in range(16)]
     bench = {"test": pool[:4]}
-    est = check_memory(cfg, smollm2_folder, pool, bench, smollm2_tok, available=20 * GiB)
-    assert set(est) == {"score", "eval", "train"}
+    plan = check_memory(cfg, smollm2_folder, pool, bench, smollm2_tok, available=20 * GiB)
+    est = plan.estimate
+    assert set(est) == {"score", "eval", "train"} and plan.eval_batch_size == cfg.eval.batch_size
     assert max(b for b, _ in est.values()) <= 8 * GiB  # model.memory_gb's default on a 20 GiB machine
     from ufo_rl.plan import longest_prompt
 
@@ -222,8 +223,45 @@ def test_a_job_that_fits_is_estimated_stage_by_stage(tmp_path, smollm2_folder, s
     check_memory(small, smollm2_folder, pool, bench, smollm2_tok, available=20 * GiB)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "more than model.memory_gb (1.5 GiB" in err
+    # SmolLM2's 1,024 new tokens on MATH prompts: fewer sequences decoded at once
+    long = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, max_new_tokens=1024))
+    from ufo_rl.budget import decode_rows
+
+    plan = check_memory(long, smollm2_folder, pool, bench, smollm2_tok, available=20 * GiB)
+    assert plan.eval_batch_size == decode_rows(SMOLLM2, n + 1024, 4, 8 * GiB, 128) < 128
+    assert plan.estimate["eval"][0] <= 8 * GiB
     # on a GPU, or with no config.json to read, nothing is estimated
     assert check_memory(cfg, "org/model", pool, bench, smollm2_tok, available=GiB) is None
+
+
+def test_a_job_evaluates_in_the_batch_its_memory_plan_allows(tmp_path, monkeypatch, capsys):
+    """model.memory_gb below what the process itself takes: the job says so in one line and goes
+    on with the least it can do at once, one sequence per evaluation batch and one completion per
+    forward and backward pass."""
+    import ufo_rl.evaluate
+    import ufo_rl.train
+    from ufo_rl.pipeline import Job
+
+    seen = []
+    evaluate = ufo_rl.evaluate.evaluate
+
+    def spy(model, tok, benches, cfg, *a, **kw):
+        seen.append(cfg.batch_size)
+        return evaluate(model, tok, benches, cfg, *a, **kw)
+
+    monkeypatch.setattr(ufo_rl.evaluate, "evaluate", spy)
+    test = DatasetConfig(kind="embedded", name="test", split="test", n_pool=16, n_test=4)
+    cfg = RunConfig(model=ModelConfig(device="cpu", memory_gb=0.5, max_new_tokens=16),
+                    dataset=DatasetConfig(kind="embedded", n_pool=16, n_test=4), selector=SelectorConfig(name="full"),
+                    trainer=TrainerConfig(max_steps=1, per_device_prompts=2, num_generations=2,
+                                          max_completion_length=8),
+                    eval=EvalConfig(benchmarks={"test": test}, k=2, batch_size=32), stage="all",
+                    cache_dir=str(tmp_path / "cache"), run_dir=str(tmp_path / "run"), progress=False)
+    meta = Job(cfg).run()
+    assert meta["status"] == "done" and meta["train"]["micro_batch"] == 1
+    assert seen == [1, 1]  # before and after training
+    err = capsys.readouterr().err
+    assert "more than model.memory_gb (0.5 GiB" in err
 
 
 # ---- a killed run, named on the next start ------------------------------------------------------

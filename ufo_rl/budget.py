@@ -107,11 +107,13 @@ def plan_budget(cfg: TrainerConfig, n_subset: int, n_dropped: int = 0, world_siz
 
 # ---- memory: what a job holds resident, estimated before a model is loaded --------------------
 #
-# The estimates below are upper bounds built from a checkpoint's config.json and the job's
-# lengths and batch sizes. Their constants were measured on SmolLM2-135M (a Llama, float32) on
-# the 2-core AMD EPYC of the README: the saved activations of a training forward pass came to
-# 1.40 MiB per token (30 layers; tensors counted through torch's saved-tensor hooks), within 3%
-# of ``activation_bytes_per_token``.
+# The estimates below are built from a checkpoint's config.json and the job's lengths and batch
+# sizes. Their constants were measured on SmolLM2-135M (a Llama, float32) on the 2-core AMD EPYC
+# of the README: the tensors a training forward pass saves for the backward pass came to 1.34 to
+# 1.50 MiB per token (30 layers, counted through torch's saved-tensor hooks), and a micro-batch of
+# TRL's GRPO step (4 completions of 599 tokens, left-padded) raised the resident memory by 5.85
+# GiB, 2.5 MiB per token: the saved tensors, their gradients in the backward pass and the
+# allocator's working copies. ``activation_bytes_per_token`` is that last figure.
 
 GiB = 2**30
 # a process of the suite before any model: Python, torch, transformers, TRL, datasets (0.5 GiB
@@ -177,10 +179,11 @@ class ModelShape:
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim * dtype_bytes
 
     def activation_bytes_per_token(self, dtype_bytes: int) -> int:
-        """What a training forward pass saves for the backward pass, per token: per layer about
-        four intermediate-width tensors (the MLP's gate, up, activation and product) and ten
-        hidden-width ones (norms, projections, rotary, attention in and out)."""
-        return self.num_layers * (4 * self.intermediate_size + 10 * self.hidden_size) * dtype_bytes
+        """Resident memory of a training forward and backward pass, per token: per layer, eight
+        intermediate-width tensors and sixteen hidden-width ones (the MLP's gate, up, activation
+        and product; norms, projections, rotary, attention in and out; each saved once and its
+        gradient once), 2.5 MiB a token for SmolLM2-135M in float32 as measured (see above)."""
+        return self.num_layers * (8 * self.intermediate_size + 16 * self.hidden_size) * dtype_bytes
 
 
 def decode_bytes(shape: ModelShape, rows: int, tokens: int, dtype_bytes: int) -> int:
@@ -188,6 +191,18 @@ def decode_bytes(shape: ModelShape, rows: int, tokens: int, dtype_bytes: int) ->
     ufo_rl/generation.py's loop: the KV cache, twice (a compaction copies it into new buffers),
     and the last position's float32 logits and their softmax."""
     return 2 * rows * tokens * shape.kv_bytes_per_token(dtype_bytes) + rows * shape.vocab_size * 4 * LOGIT_COPIES
+
+
+def decode_rows(shape: ModelShape, tokens: int, dtype_bytes: int, budget: int, most: int) -> int:
+    """Sequences of up to ``tokens`` tokens to decode at once, at most ``most``: as many as fit
+    ``budget`` beside the process and the weights (at least 1).
+
+    >>> shape = ModelShape(134_515_008, 30, 576, 1536, 3, 64, 49152)   # SmolLM2-135M
+    >>> decode_rows(shape, 500 + 1024, 4, budget=8 * GiB, most=64), decode_rows(shape, 300, 4, 8 * GiB, 64)
+    (49, 64)
+    """
+    room = budget - BASE_BYTES - shape.n_params * dtype_bytes
+    return max(1, min(most, room // decode_bytes(shape, 1, tokens, dtype_bytes)))
 
 
 def train_state_bytes(shape: ModelShape, dtype_bytes: int, reference_model: bool = False) -> int:
@@ -230,8 +245,8 @@ def micro_batch(shape: ModelShape, cfg: TrainerConfig, prompt_tokens: int, dtype
 
     >>> shape = ModelShape(134_515_008, 30, 576, 1536, 3, 64, 49152)   # SmolLM2-135M
     >>> micro_batch(shape, TrainerConfig(), prompt_tokens=300, dtype_bytes=4, budget=8 * GiB)
-    8
-    >>> micro_batch(shape, TrainerConfig(), prompt_tokens=300, dtype_bytes=4, budget=64 * GiB)
+    4
+    >>> micro_batch(shape, TrainerConfig(), prompt_tokens=300, dtype_bytes=4, budget=128 * GiB)
     64
     """
     total = completions_per_device_step(cfg)

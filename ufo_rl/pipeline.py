@@ -60,6 +60,7 @@ class Job:
         self._tokenizer = None
         self._identity: tuple[str, str] | None = None
         self.pool_report: dict = {}
+        self.memory = None  # the job's memory plan (ufo_rl/plan.py: check_memory), once checked
         # the job's progress lines (ufo_rl/progress.py): silent until run() starts the job
         self.lines = JobProgress(self.dir.name, enabled=False)
         # progress bars, off where jobs run side by side (their lines say how far each is)
@@ -203,6 +204,8 @@ class Job:
         from ufo_rl.evaluate import evaluate
 
         eval_cfg = replace(self.cfg.eval, k=0) if greedy_only else self.cfg.eval
+        if self.memory is not None:  # the batch that fits model.memory_gb (ufo_rl/plan.py: check_memory)
+            eval_cfg = replace(eval_cfg, batch_size=self.memory.eval_batch_size)
         metrics, records = evaluate(model, tok, benches, eval_cfg, self.cfg.model, self.cfg.seed, self.bars)
         for name, recs in records.items():
             write_jsonl(self.dir / "eval_samples" / f"{phase}-{name}.jsonl", recs)
@@ -294,7 +297,7 @@ class Job:
         check_sizes(cfg, pool)
         benches = self.benchmarks() if cfg.stage in ("train", "all") else {}
         if self._needs_model():  # one line, before the model is loaded, if the job cannot fit
-            check_memory(cfg, self.model_identity()[0], pool, benches, self._tok())
+            self.memory = check_memory(cfg, self.model_identity()[0], pool, benches, self._tok())
         with self._lock():
             # rank 0 claims the folder under the lock; the others follow its decision
             done = dist.broadcast(self._claim_folder() if dist.is_main_process() else None)

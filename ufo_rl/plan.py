@@ -9,6 +9,7 @@ the loaded pool.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from ufo_rl.config import BUDGETS, RunConfig
@@ -215,7 +216,7 @@ def memory_estimate(cfg: RunConfig, shape, pool_tokens: int, eval_tokens: int, d
     benchmarks in tokens, the longest text UFO scores (default ``model.max_new_tokens``), and the
     memory budget that sizes GRPO's micro-batches. Stages the job does not run, and sampling on
     vLLM (its own engine, ``model.vllm_kv_cache_gb``), are left out."""
-    from ufo_rl.budget import BASE_BYTES, decode_bytes, micro_batch, rollout_prompts, train_peak_bytes
+    from ufo_rl.budget import BASE_BYTES, decode_bytes, decode_rows, micro_batch, rollout_prompts, train_peak_bytes
     from ufo_rl.scorers import get_scorer
 
     m, s, t = cfg.model, cfg.selector, cfg.trainer
@@ -237,7 +238,8 @@ def memory_estimate(cfg: RunConfig, shape, pool_tokens: int, eval_tokens: int, d
     if cfg.stage in ("train", "all"):
         if cfg.eval.benchmarks:
             new = cfg.eval.max_new_tokens or m.max_new_tokens
-            rows = max(cfg.eval.batch_size, cfg.eval.k)
+            # eval.batch_size, lowered to what fits the budget (Job.evaluate uses the same)
+            rows = max(decode_rows(shape, eval_tokens + new, dtype_bytes, budget, cfg.eval.batch_size), cfg.eval.k)
             out["eval"] = (weights + decode_bytes(shape, rows, eval_tokens + new, dtype_bytes),
                            f"decoding {rows} sequences of up to {eval_tokens} + {new} tokens")
         micro = micro_batch(shape, t, pool_tokens, dtype_bytes, budget)
@@ -265,15 +267,24 @@ _LOWER = {"score": "selector.batch_size (or model.max_new_tokens)", "eval": "eva
           "train": "trainer.max_completion_length or trainer.per_device_prompts"}
 
 
+@dataclass(frozen=True)
+class MemoryPlan:
+    """What :func:`check_memory` found: each stage's estimate ``{stage: (bytes, what)}``, and the
+    evaluation batch (sequences decoded at once) that fits ``model.memory_gb``."""
+
+    estimate: dict
+    eval_batch_size: int
+
+
 def check_memory(cfg: RunConfig, model_path: str, pool: list[Problem], benches: dict, tok,
-                 available: int | None = None) -> dict | None:
+                 available: int | None = None) -> MemoryPlan | None:
     """Say in one line, before the model is loaded, whether the job fits the memory: a
     :class:`UserError` when a stage's estimate (:func:`memory_estimate`) is more than the memory
-    available, a printed line when it is more than ``model.memory_gb``. Returns the estimate
-    (None on a GPU, or for a checkpoint whose shape cannot be read: nothing is checked then)."""
+    available, a printed line when it is more than ``model.memory_gb``. Returns the plan (None on a
+    GPU, or for a checkpoint whose shape cannot be read: nothing is checked then)."""
     import sys
 
-    from ufo_rl.budget import GiB, available_memory, memory_budget, model_shape
+    from ufo_rl.budget import GiB, available_memory, decode_rows, memory_budget, model_shape
     from ufo_rl.models import resolve_device, resolve_dtype
 
     device = resolve_device(cfg.model)
@@ -286,10 +297,12 @@ def check_memory(cfg: RunConfig, model_path: str, pool: list[Problem], benches: 
     if cfg.stage in ("train", "all"):
         pool_tokens = min(pool_tokens, cfg.trainer.max_prompt_length or pool_tokens)
     eval_tokens = max((longest_prompt(tok, b, cfg.model.system_prompt) for b in benches.values()), default=0)
-    est = memory_estimate(cfg, shape, pool_tokens, eval_tokens, resolve_dtype(cfg.model, device).itemsize, budget,
-                          _target_tokens(cfg, tok, pool))
+    dtype_bytes = resolve_dtype(cfg.model, device).itemsize
+    est = memory_estimate(cfg, shape, pool_tokens, eval_tokens, dtype_bytes, budget, _target_tokens(cfg, tok, pool))
+    new = cfg.eval.max_new_tokens or cfg.model.max_new_tokens
+    plan = MemoryPlan(est, decode_rows(shape, eval_tokens + new, dtype_bytes, budget, cfg.eval.batch_size))
     if not est:
-        return est
+        return plan
     stage, (peak, what) = max(est.items(), key=lambda kv: kv[1][0])
     line = (f"this job needs about {peak / GiB:.1f} GiB at its {stage} stage ({what}; "
             f"{shape.n_params / 1e6:.0f}M parameters)")
@@ -299,7 +312,7 @@ def check_memory(cfg: RunConfig, model_path: str, pool: list[Problem], benches: 
     if peak > budget:
         print(f"[ufo-rl] {line}, more than model.memory_gb ({budget / GiB:.1f} GiB; {available / GiB:.1f} GiB "
               f"available); lower {_LOWER[stage]} to stay within it", file=sys.stderr)
-    return est
+    return plan
 
 
 STAGE_MARKER = "stage.json"
