@@ -268,10 +268,9 @@ def test_a_multisample_job_on_vllm_records_its_backend_device_and_precision(tmp_
     from ufo_rl.config import DatasetConfig, RunConfig, SelectorConfig
     from ufo_rl.pipeline import Job
 
-    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)  # the KV cache sized from the job
     cfg = RunConfig(
-        model=ModelConfig(name_or_path="tiny", generation_backend="vllm", vllm_gpu_memory_utilization=0.3,
-                          max_new_tokens=24, stop=list(STOP)),
+        model=ModelConfig(name_or_path="tiny", generation_backend="vllm", max_new_tokens=24, stop=list(STOP)),
         dataset=DatasetConfig(kind="embedded", n_pool=16, n_test=8),
         selector=SelectorConfig(name="multisample", k=4), stage="select", seed=0,
         cache_dir=str(tmp_path / "cache"), run_dir=str(tmp_path / "run"), progress=False)
@@ -283,3 +282,26 @@ def test_a_multisample_job_on_vllm_records_its_backend_device_and_precision(tmp_
     assert (scoring["generation_backend"], scoring["device"], scoring["device_name"], scoring["dtype"]) == (
         "vllm", "cpu", "cpu", "float32")
     assert scoring["n_prompts"] == 16 and 0 < scoring["generated_tokens"] <= 16 * 4 * 24
+
+
+def test_the_engine_on_a_cpu_gets_the_kv_cache_sized_from_the_job(monkeypatch):
+    """The CPU engine's KV cache is the size :func:`ufo_rl.generation.vllm_memory_kwargs` gives
+    it (model.vllm_kv_cache_gb null: sized from the job), not the share of the host's memory that
+    vLLM reserves by default (0.85 of it: 18.2 GiB of a 24 GB machine for SmolLM2-135M)."""
+    from ufo_rl.budget import model_shape
+    from ufo_rl.generation import vllm_memory_kwargs
+    from ufo_rl.tiny_model import ensure_tiny_model
+
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    path = str(ensure_tiny_model(progress=False))
+    kw = vllm_memory_kwargs(ModelConfig(max_new_tokens=96), "cpu", path, n_prompts=16, k=4, prompt_tokens=40,
+                            dtype_bytes=4, env={})
+    assert kw["max_model_len"] == 136 and kw["kv_cache_memory_bytes"] < 2**30
+    gen = VLLMGenerator(path, dtype="float32", seed=0, enforce_eager=True, **kw)
+    try:
+        cache = gen.llm.llm_engine.vllm_config.cache_config
+        per_block = cache.block_size * model_shape(path).kv_bytes_per_token(4)
+        assert cache.kv_cache_memory_bytes == kw["kv_cache_memory_bytes"]
+        assert cache.num_gpu_blocks * per_block <= kw["kv_cache_memory_bytes"] < (cache.num_gpu_blocks + 1) * per_block
+    finally:
+        gen.close()
